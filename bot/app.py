@@ -1,0 +1,126 @@
+"""The one wiring point: builds every collaborator and accepts substitutes for tests."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from prometheus_client import CollectorRegistry
+from slack_bolt import App
+from slack_sdk import WebClient
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+
+from bot.clock import Clock, SystemClock
+from bot.config import WarroomConfig
+from bot.rendering import Renderer
+from bot.services.incidents import IncidentService
+from bot.services.war_room import WarRoomService
+from bot.services.workflow import IncidentWorkflow
+from bot.settings import Settings
+from bot.slack_gateway import SlackGateway, build_web_client
+from handlers import register_slack_listeners
+from handlers.http_routes import HttpMetrics, build_routes
+from storage.db import build_engine, ping
+from storage.unit_of_work import UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+SWEEP_JOB_ID = "warroom:open-pending-war-rooms"
+SWEEP_INTERVAL = timedelta(seconds=30)
+
+
+@dataclass
+class Warroom:
+    """A built application: the ASGI app to serve and the parts behind it."""
+
+    settings: Settings
+    config: WarroomConfig
+    engine: Engine
+    bolt: App
+    workflow: IncidentWorkflow
+    asgi: Starlette
+    executor: ThreadPoolExecutor
+    clock: Clock
+    scheduler: BackgroundScheduler = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.scheduler = BackgroundScheduler(timezone="UTC")
+        self.scheduler.add_job(
+            self.workflow.war_rooms.open_pending_war_rooms,
+            "interval",
+            id=SWEEP_JOB_ID,
+            seconds=SWEEP_INTERVAL.total_seconds(),
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+        )
+
+    def start_background_work(self) -> None:
+        """Resume half-opened war rooms now and every 30 s (after a crash or a Slack outage)."""
+        self.scheduler.start()
+        self.scheduler.modify_job(SWEEP_JOB_ID, next_run_time=self.clock.now())
+
+    def close(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        self.executor.shutdown(wait=True)
+        self.engine.dispose()
+
+
+def create_app(
+    settings: Settings,
+    config: WarroomConfig,
+    *,
+    engine: Engine | None = None,
+    web_client: WebClient | None = None,
+    clock: Clock | None = None,
+    socket_mode: bool = False,
+) -> Warroom:
+    """Build warroom from settings and configuration; nothing runs until it is served."""
+    engine = engine or build_engine(settings.database_url)
+    clock = clock or SystemClock()
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    if web_client is None:
+        if token is None:
+            raise ValueError("a bot token or a WebClient is needed")
+        web_client = build_web_client(token=token, base_url=settings.slack_api_url)
+    uow = UnitOfWorkFactory(engine)
+    renderer = Renderer()
+    slack = SlackGateway(web_client)
+    incidents = IncidentService(uow=uow, clock=clock, config=config)
+    war_rooms = WarRoomService(uow=uow, slack=slack, renderer=renderer, config=config, clock=clock)
+    workflow = IncidentWorkflow(
+        incidents=incidents, war_rooms=war_rooms, renderer=renderer, slack=slack
+    )
+    executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="warroom-slack")
+    signing_secret = (
+        settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    )
+    bolt = App(
+        client=web_client,
+        signing_secret=signing_secret,
+        request_verification_enabled=not socket_mode,
+        # Acks go back as soon as the ack function returns; slow work runs as lazy listeners.
+        process_before_response=True,
+        listener_executor=executor,
+        logger=logging.getLogger("warroom.bolt"),
+    )
+    register_slack_listeners(bolt, workflow)
+    metrics = HttpMetrics(CollectorRegistry())
+    asgi = Starlette(
+        routes=build_routes(bolt=bolt, database_ok=lambda: ping(engine), metrics=metrics)
+    )
+    return Warroom(
+        settings=settings,
+        config=config,
+        engine=engine,
+        bolt=bolt,
+        workflow=workflow,
+        asgi=asgi,
+        executor=executor,
+        clock=clock,
+    )

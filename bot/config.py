@@ -1,0 +1,206 @@
+"""The YAML configuration file (`warroom.yml`): rota, audiences, deadlines, containment."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from bot.domain.channel_names import is_valid_prefix
+from bot.domain.vocabulary import Audience, NotificationTier, Role
+from bot.errors import ConfigurationError
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
+CONTAINMENT_ACTIONS = ("model_shutdown", "safe_mode", "access_revocation", "data_isolation")
+
+
+def parse_duration(value: Any) -> timedelta:
+    """`90s`, `15m`, `1h`, `3d` (or a timedelta, or seconds as a number) as a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    match = _DURATION.match(str(value))
+    if match is None:
+        raise ValueError(f"'{value}' is not a duration like 90s, 15m, 1h or 24h")
+    amount, unit = int(match.group(1)), match.group(2)
+    if amount <= 0:
+        raise ValueError("a duration must be positive")
+    return timedelta(**{_UNITS[unit]: amount})
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def _check_ids(values: list[str], pattern: re.Pattern[str], what: str) -> list[str]:
+    for value in values:
+        if not pattern.match(value):
+            raise ValueError(f"'{value}' is not a Slack {what} id")
+    return values
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RoleRota(_Strict):
+    """Role → Slack user ids on call for it; the first is primary."""
+
+    incident_commander: list[str] = []
+    ai_safety_lead: list[str] = []
+    security_analyst: list[str] = []
+    data_scientist: list[str] = []
+    communications_lead: list[str] = []
+    legal_advisor: list[str] = []
+
+    @field_validator("*")
+    @classmethod
+    def _user_ids(cls, value: list[str]) -> list[str]:
+        return _check_ids(value, _USER_ID, "user")
+
+    def primary(self, role: Role) -> str | None:
+        """The primary on-call person for the role, if the rota names one."""
+        people: list[str] = getattr(self, role.value)
+        return people[0] if people else None
+
+
+class Audiences(_Strict):
+    """Audience → Slack channel ids that receive its messages."""
+
+    executive_team: list[str] = []
+    security_team: list[str] = []
+    legal_team: list[str] = []
+    communications_team: list[str] = []
+    data_protection_officer: list[str] = []
+    pr_team: list[str] = []
+    affected_users: list[str] = []
+    customer_support_leads: list[str] = []
+    technical_team: list[str] = []
+    regulatory_body: list[str] = []
+
+    @field_validator("*")
+    @classmethod
+    def _channel_ids(cls, value: list[str]) -> list[str]:
+        return _check_ids(value, _CHANNEL_ID, "channel")
+
+    def channels(self, audience: Audience) -> list[str]:
+        """The channel ids for one audience."""
+        return list(getattr(self, audience.value))
+
+
+class Deadlines(_Strict):
+    immediate: Duration = timedelta(minutes=15)
+    urgent: Duration = timedelta(hours=1)
+    standard: Duration = timedelta(hours=24)
+
+    def for_tier(self, tier: NotificationTier) -> timedelta:
+        """How long after declaration a message of this tier is due."""
+        due: timedelta = getattr(self, tier.value)
+        return due
+
+
+class ContainmentEndpoint(_Strict):
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+
+class Containment(_Strict):
+    approvers: list[str] = []
+    actions: dict[str, ContainmentEndpoint] = {}
+
+    @field_validator("approvers")
+    @classmethod
+    def _approver_ids(cls, value: list[str]) -> list[str]:
+        return _check_ids(value, _USER_ID, "user")
+
+    @field_validator("actions")
+    @classmethod
+    def _known_actions(
+        cls, value: dict[str, ContainmentEndpoint]
+    ) -> dict[str, ContainmentEndpoint]:
+        for name in value:
+            if name not in CONTAINMENT_ACTIONS:
+                raise ValueError(
+                    f"unknown action '{name}'; known: {', '.join(CONTAINMENT_ACTIONS)}"
+                )
+        return value
+
+
+class WarroomConfig(_Strict):
+    """The whole configuration file; every key is optional."""
+
+    channel_prefix: str = "inc"
+    private_channels: bool = False
+    announce_channel: str | None = None
+    roles: RoleRota = Field(default_factory=RoleRota)
+    audiences: Audiences = Field(default_factory=Audiences)
+    deadlines: Deadlines = Field(default_factory=Deadlines)
+    containment: Containment = Field(default_factory=Containment)
+
+    @field_validator("channel_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not is_valid_prefix(value):
+            raise ValueError("must be 1-20 characters of a-z, 0-9, - and _")
+        return value
+
+    @field_validator("announce_channel")
+    @classmethod
+    def _announce(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_ids([value], _CHANNEL_ID, "channel")
+        return value
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        return f"{source}: unknown key '{where}'"
+    return f"{source}: {where}: {first['msg']}"
+
+
+def parse_config(data: Any, *, source: str = "configuration") -> WarroomConfig:
+    """Validate a parsed YAML document; one line naming the first problem if wrong."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{source}: the top level must be a mapping of keys")
+    try:
+        return WarroomConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigurationError(_describe(error, source)) from None
+
+
+def load_config(path: Path | None) -> WarroomConfig:
+    """Read the YAML file at `path`, or `warroom.yml` if present, else the built-in defaults."""
+    if path is None:
+        default = Path("warroom.yml")
+        if not default.exists():
+            return WarroomConfig()
+        path = default
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigurationError(f"{path}: cannot be read ({error.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigurationError(f"{path}: not valid YAML{where}") from None
+    return parse_config(data, source=str(path))

@@ -1,0 +1,177 @@
+"""Parse the text of `/incident …` into typed commands; the grammar lives in DESIGN.md."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bot.domain.vocabulary import (
+    IncidentType,
+    Role,
+    Severity,
+    parse_incident_type,
+    parse_role,
+    parse_severity,
+)
+from bot.errors import UsageError
+
+SEVERITY_WORDS = "critical|high|medium|low"
+ROLE_WORDS = "|".join(role.short for role in Role)
+
+USAGE = {
+    "declare": f"/incident declare [<{SEVERITY_WORDS}> <title…> [type:<type>] [model:<name>]]",
+    "status": "/incident status",
+    "list": "/incident list",
+    "role": f"/incident role <{ROLE_WORDS}> <@user>",
+    "severity": f"/incident severity <{SEVERITY_WORDS}>",
+    "resolve": "/incident resolve",
+    "help": "/incident help",
+}
+
+_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
+_TOKEN = re.compile(r"^(type|model):(\S+)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ShowHelp:
+    pass
+
+
+@dataclass(frozen=True)
+class OpenDeclareModal:
+    pass
+
+
+@dataclass(frozen=True)
+class DeclareNow:
+    severity: Severity
+    title: str
+    incident_type: IncidentType | None
+    model: str | None
+
+
+@dataclass(frozen=True)
+class ShowStatus:
+    pass
+
+
+@dataclass(frozen=True)
+class ListIncidents:
+    pass
+
+
+@dataclass(frozen=True)
+class AssignRole:
+    role: Role
+    user_id: str
+
+
+@dataclass(frozen=True)
+class ChangeSeverity:
+    severity: Severity
+
+
+@dataclass(frozen=True)
+class ResolveIncident:
+    pass
+
+
+IncidentCommand = (
+    ShowHelp
+    | OpenDeclareModal
+    | DeclareNow
+    | ShowStatus
+    | ListIncidents
+    | AssignRole
+    | ChangeSeverity
+    | ResolveIncident
+)
+
+
+def parse_user_mention(text: str) -> str | None:
+    """The user id in `<@U123>` or `<@U123|name>`, else None."""
+    match = _MENTION.match(text.strip())
+    return match.group(1) if match else None
+
+
+def parse_command(text: str) -> IncidentCommand:
+    """Turn the slash command text into a command, or raise UsageError with the right form."""
+    words = text.split()
+    if not words:
+        return ShowHelp()
+    verb, args = words[0].lower(), words[1:]
+    if verb == "help":
+        return ShowHelp()
+    if verb == "declare":
+        return _parse_declare(args)
+    if verb == "status":
+        return _no_arguments(verb, args, ShowStatus())
+    if verb == "list":
+        return _no_arguments(verb, args, ListIncidents())
+    if verb == "resolve":
+        return _no_arguments(verb, args, ResolveIncident())
+    if verb == "role":
+        return _parse_role(args)
+    if verb == "severity":
+        return _parse_severity(args)
+    raise UsageError(f"`{verb}` is not an `/incident` command.", usage="\n".join(USAGE.values()))
+
+
+def _no_arguments(verb: str, args: list[str], command: IncidentCommand) -> IncidentCommand:
+    if args:
+        raise UsageError(f"`{verb}` takes no arguments.", usage=USAGE[verb])
+    return command
+
+
+def _parse_declare(args: list[str]) -> IncidentCommand:
+    if not args:
+        return OpenDeclareModal()
+    severity = parse_severity(args[0])
+    if severity is None:
+        raise UsageError(
+            f"`{args[0]}` is not a severity; use one of {SEVERITY_WORDS.replace('|', ', ')}.",
+            usage=USAGE["declare"],
+        )
+    incident_type: IncidentType | None = None
+    model: str | None = None
+    title_words: list[str] = []
+    for word in args[1:]:
+        token = _TOKEN.match(word)
+        if token is None:
+            title_words.append(word)
+            continue
+        key, value = token.group(1).lower(), token.group(2)
+        if key == "model":
+            model = value
+            continue
+        incident_type = parse_incident_type(value)
+        if incident_type is None:
+            known = ", ".join(t.value for t in IncidentType)
+            raise UsageError(
+                f"`{value}` is not an incident type; use one of {known}.", usage=USAGE["declare"]
+            )
+    title = " ".join(title_words).strip()
+    if not title:
+        raise UsageError("A declaration needs a title after the severity.", usage=USAGE["declare"])
+    return DeclareNow(severity=severity, title=title, incident_type=incident_type, model=model)
+
+
+def _parse_role(args: list[str]) -> IncidentCommand:
+    if len(args) != 2:
+        raise UsageError("`role` takes a role and a user.", usage=USAGE["role"])
+    role = parse_role(args[0])
+    if role is None:
+        raise UsageError(f"`{args[0]}` is not a role.", usage=USAGE["role"])
+    user_id = parse_user_mention(args[1])
+    if user_id is None:
+        raise UsageError(f"`{args[1]}` is not a user mention like @name.", usage=USAGE["role"])
+    return AssignRole(role=role, user_id=user_id)
+
+
+def _parse_severity(args: list[str]) -> IncidentCommand:
+    if len(args) != 1:
+        raise UsageError("`severity` takes exactly one severity.", usage=USAGE["severity"])
+    severity = parse_severity(args[0])
+    if severity is None:
+        raise UsageError(f"`{args[0]}` is not a severity.", usage=USAGE["severity"])
+    return ChangeSeverity(severity=severity)

@@ -1,0 +1,156 @@
+"""The words of the contract in ../shared/DESIGN.md: severities, types, roles, states, tiers."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        """1 for critical down to 4 for low, as in sev1…sev4."""
+        return list(Severity).index(self) + 1
+
+    @property
+    def emoji(self) -> str:
+        return _SEVERITY_EMOJI[self]
+
+
+_SEVERITY_EMOJI = {
+    Severity.CRITICAL: ":red_circle:",
+    Severity.HIGH: ":large_orange_circle:",
+    Severity.MEDIUM: ":large_yellow_circle:",
+    Severity.LOW: ":white_circle:",
+}
+
+_SEVERITY_ALIASES = {f"sev{s.rank}": s for s in Severity}
+
+
+class IncidentType(StrEnum):
+    PROMPT_INJECTION = "prompt_injection"
+    JAILBREAK_ATTEMPT = "jailbreak_attempt"
+    DATA_LEAK = "data_leak"
+    DATA_POISONING = "data_poisoning"
+    ADVERSARIAL_ATTACK = "adversarial_attack"
+    MODEL_EXTRACTION = "model_extraction"
+    HALLUCINATION_CASCADE = "hallucination_cascade"
+    MODEL_DRIFT = "model_drift"
+    HOSTILE_BEHAVIOR = "hostile_behavior"
+    SECURITY_BREACH = "security_breach"
+    PERFORMANCE_DEGRADATION = "performance_degradation"
+    UNKNOWN_AI_INCIDENT = "unknown_ai_incident"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").capitalize()
+
+
+class Role(StrEnum):
+    INCIDENT_COMMANDER = "incident_commander"
+    AI_SAFETY_LEAD = "ai_safety_lead"
+    SECURITY_ANALYST = "security_analyst"
+    DATA_SCIENTIST = "data_scientist"
+    COMMUNICATIONS_LEAD = "communications_lead"
+    LEGAL_ADVISOR = "legal_advisor"
+
+    @property
+    def label(self) -> str:
+        return _ROLE_LABELS[self]
+
+    @property
+    def short(self) -> str:
+        return _ROLE_SHORT[self]
+
+
+_ROLE_LABELS = {
+    Role.INCIDENT_COMMANDER: "Incident commander",
+    Role.AI_SAFETY_LEAD: "AI safety lead",
+    Role.SECURITY_ANALYST: "Security analyst",
+    Role.DATA_SCIENTIST: "Data scientist",
+    Role.COMMUNICATIONS_LEAD: "Communications lead",
+    Role.LEGAL_ADVISOR: "Legal advisor",
+}
+
+_ROLE_SHORT = {
+    Role.INCIDENT_COMMANDER: "commander",
+    Role.AI_SAFETY_LEAD: "safety",
+    Role.SECURITY_ANALYST: "security",
+    Role.DATA_SCIENTIST: "data",
+    Role.COMMUNICATIONS_LEAD: "comms",
+    Role.LEGAL_ADVISOR: "legal",
+}
+
+
+class IncidentState(StrEnum):
+    DECLARED = "declared"
+    CONTAINED = "contained"
+    RECOVERING = "recovering"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+    @property
+    def is_open(self) -> bool:
+        return self not in (IncidentState.RESOLVED, IncidentState.CLOSED)
+
+
+class NotificationTier(StrEnum):
+    IMMEDIATE = "immediate"
+    URGENT = "urgent"
+    STANDARD = "standard"
+
+
+class Audience(StrEnum):
+    EXECUTIVE_TEAM = "executive_team"
+    SECURITY_TEAM = "security_team"
+    LEGAL_TEAM = "legal_team"
+    COMMUNICATIONS_TEAM = "communications_team"
+    DATA_PROTECTION_OFFICER = "data_protection_officer"
+    PR_TEAM = "pr_team"
+    AFFECTED_USERS = "affected_users"
+    CUSTOMER_SUPPORT_LEADS = "customer_support_leads"
+    TECHNICAL_TEAM = "technical_team"
+    REGULATORY_BODY = "regulatory_body"
+
+
+class IncidentSource(StrEnum):
+    SLASH_COMMAND = "slash_command"
+    MODAL = "modal"
+    ALERTMANAGER = "alertmanager"
+    GRAFANA = "grafana"
+    GENERIC_WEBHOOK = "generic_webhook"
+    ANOMALY_DETECTOR = "anomaly_detector"
+    DRILL = "drill"
+
+
+def parse_severity(text: str) -> Severity | None:
+    """A severity from its name or its sev1…sev4 alias, else None."""
+    word = text.strip().lower()
+    if word in _SEVERITY_ALIASES:
+        return _SEVERITY_ALIASES[word]
+    try:
+        return Severity(word)
+    except ValueError:
+        return None
+
+
+def parse_role(text: str) -> Role | None:
+    """A role from its full name or its short command form, else None."""
+    word = text.strip().lower().replace("-", "_")
+    for role in Role:
+        if word in (role.value, role.short):
+            return role
+    return None
+
+
+def parse_incident_type(text: str) -> IncidentType | None:
+    """An incident type from its name (dashes allowed for underscores), else None."""
+    word = text.strip().lower().replace("-", "_")
+    try:
+        return IncidentType(word)
+    except ValueError:
+        return None

@@ -1,0 +1,38 @@
+"""Every Slack action, block and callback id warroom uses; templates and listeners share them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+SLASH_COMMAND = "/incident"
+
+
+class ActionId(StrEnum):
+    CARD_STATUS = "incident_card_status"
+    CARD_SEVERITY = "incident_card_severity"
+    CARD_RESOLVE = "incident_card_resolve"
+    DECLARE_TITLE = "declare_title_input"
+    DECLARE_DESCRIPTION = "declare_description_input"
+    DECLARE_SEVERITY = "declare_severity_select"
+    DECLARE_TYPE = "declare_type_select"
+    DECLARE_AFFECTED = "declare_affected_input"
+    DECLARE_FLAGS = "declare_flags_checkboxes"
+
+
+class BlockId(StrEnum):
+    CARD_ACTIONS = "incident_card_actions"
+    DECLARE_TITLE = "declare_title"
+    DECLARE_DESCRIPTION = "declare_description"
+    DECLARE_SEVERITY = "declare_severity"
+    DECLARE_TYPE = "declare_type"
+    DECLARE_AFFECTED = "declare_affected"
+    DECLARE_FLAGS = "declare_flags"
+
+
+class CallbackId(StrEnum):
+    DECLARE_MODAL = "declare_incident_modal"
+
+
+LET_WARROOM_DECIDE = "let_warroom_decide"
+FLAG_PERSONAL_DATA = "personal_data"
+FLAG_PUBLIC_FACING = "public_facing"

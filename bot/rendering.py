@@ -1,0 +1,67 @@
+"""One sandboxed Jinja2 environment that turns templates/*.j2 into Block Kit JSON."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import ChoiceLoader, FileSystemLoader, PackageLoader, StrictUndefined
+from jinja2.sandbox import SandboxedEnvironment
+
+from bot.domain.channel_names import clip
+from bot.ids import ActionId, BlockId, CallbackId
+
+_MRKDWN_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
+def escape_mrkdwn(text: Any) -> str:
+    """Escape the three characters Slack's mrkdwn treats as control characters."""
+    return str(text).translate(_MRKDWN_ESCAPES)
+
+
+def slack_date(moment: datetime, style: str = "{date_short_pretty} at {time}") -> str:
+    """A date Slack shows in each reader's own time zone, with a UTC fallback."""
+    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{style}|{fallback}>"
+
+
+class Renderer:
+    """Renders a named template with plain data into a dict of Block Kit JSON."""
+
+    def __init__(self, *, extra_dir: Path | None = None) -> None:
+        loaders: list[Any] = [PackageLoader("templates", "")]
+        if extra_dir is not None:
+            loaders.insert(0, FileSystemLoader(str(extra_dir)))
+        self._env = SandboxedEnvironment(
+            loader=ChoiceLoader(loaders),
+            undefined=StrictUndefined,
+            autoescape=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+        )
+        self._env.filters["mrkdwn"] = escape_mrkdwn
+        self._env.filters["clip"] = clip
+        self._env.filters["slack_date"] = slack_date
+        self._env.globals["action"] = {member.name: member.value for member in ActionId}
+        self._env.globals["block"] = {member.name: member.value for member in BlockId}
+        self._env.globals["callback"] = {member.name: member.value for member in CallbackId}
+
+    def render(self, template: str, **context: Any) -> dict[str, Any]:
+        """The template's JSON output as a dict; the template name is without `.json.j2`."""
+        text = self._env.get_template(f"{template}.json.j2").render(**context)
+        try:
+            rendered: dict[str, Any] = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"template {template} produced invalid JSON: {error}") from error
+        return rendered
+
+    def template_names(self) -> list[str]:
+        """Every Block Kit template the environment knows."""
+        return sorted(
+            name.removesuffix(".json.j2")
+            for name in self._env.list_templates()
+            if name.endswith(".json.j2")
+        )

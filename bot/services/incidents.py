@@ -1,0 +1,226 @@
+"""Incident service: declare, change and read incidents. Database only; no Slack here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import IntegrityError
+
+from bot.clock import Clock
+from bot.config import WarroomConfig
+from bot.domain.classification import infer_incident_type
+from bot.domain.incident import Declaration, Incident
+from bot.domain.lifecycle import check_transition
+from bot.domain.vocabulary import IncidentState, Role, Severity
+from bot.errors import NotFoundError, NotInWarRoomError, UserError
+
+if TYPE_CHECKING:
+    from storage.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+# Concurrent declarations may pick the same next number; the loser retries with a fresh one.
+_NUMBER_RACE_RETRIES = 5
+
+
+@dataclass(frozen=True)
+class DeclarationResult:
+    incident: Incident
+    created: bool
+
+
+@dataclass(frozen=True)
+class RoleChange:
+    incident: Incident
+    role: Role
+    user_id: str
+    previous_id: str | None
+
+
+@dataclass(frozen=True)
+class SeverityChange:
+    incident: Incident
+    previous: Severity
+
+
+@dataclass(frozen=True)
+class IncidentStatus:
+    incident: Incident
+    notifications: list[dict[str, Any]]
+    timeline_count: int
+
+
+class IncidentService:
+    def __init__(
+        self, *, uow: Callable[[], UnitOfWork], clock: Clock, config: WarroomConfig
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._config = config
+
+    def declare(self, declaration: Declaration) -> DeclarationResult:
+        """Store a new incident with its on-call roles, or return the one this request made."""
+        incident_type = declaration.incident_type or infer_incident_type(
+            title=declaration.title, description=declaration.description
+        )
+        for _ in range(_NUMBER_RACE_RETRIES):
+            with self._uow() as uow:
+                existing = uow.incidents.get_by_dedup_key(declaration.dedup_key)
+                if existing is not None:
+                    return DeclarationResult(incident=existing, created=False)
+                now = self._clock.now()
+                try:
+                    incident_id = uow.incidents.add(
+                        declaration, incident_type=incident_type, now=now
+                    )
+                except IntegrityError:
+                    continue
+                self._record_declaration(uow, incident_id, declaration, now)
+                incident = uow.incidents.get(incident_id)
+                try:
+                    uow.commit()
+                except IntegrityError:
+                    continue
+                assert incident is not None
+                log.info("declared incident #%d (%s)", incident.number, declaration.dedup_key)
+                return DeclarationResult(incident=incident, created=True)
+        raise UserError("warroom could not number the incident; please declare it again.")
+
+    def _record_declaration(
+        self, uow: UnitOfWork, incident_id: int, declaration: Declaration, now: Any
+    ) -> None:
+        uow.timeline.add(
+            incident_id,
+            kind="declared",
+            actor_id=declaration.reporter_id,
+            summary=f"Declared ({declaration.severity.value}) via {declaration.source.value}",
+            now=now,
+            data={"severity": declaration.severity.value, "source": declaration.source.value},
+        )
+        for role in Role:
+            on_call = self._config.roles.primary(role)
+            if on_call is None:
+                continue
+            uow.roles.assign(incident_id, role, on_call, assigned_by="rota", now=now)
+            uow.timeline.add(
+                incident_id,
+                kind="role_assigned",
+                actor_id="rota",
+                summary=f"{role.label}: <@{on_call}> (on call)",
+                now=now,
+                data={"role": role.value, "user_id": on_call, "previous_id": None},
+            )
+
+    def get(self, incident_id: int) -> Incident:
+        with self._uow() as uow:
+            incident = uow.incidents.get(incident_id)
+        if incident is None:
+            raise NotFoundError(f"There is no incident with id {incident_id}.")
+        return incident
+
+    def get_in_war_room_or_raise(self, channel_id: str) -> Incident:
+        """The incident whose war room this channel is, or NotInWarRoomError."""
+        with self._uow() as uow:
+            incident = uow.incidents.get_by_channel(channel_id)
+        if incident is None:
+            raise NotInWarRoomError(
+                "This command works in an incident's war-room channel. "
+                "Use `/incident list` to find it."
+            )
+        return incident
+
+    def list_open(self) -> list[Incident]:
+        with self._uow() as uow:
+            return uow.incidents.list_open()
+
+    def status(self, incident_id: int) -> IncidentStatus:
+        with self._uow() as uow:
+            incident = uow.incidents.get(incident_id)
+            if incident is None:
+                raise NotFoundError(f"There is no incident with id {incident_id}.")
+            return IncidentStatus(
+                incident=incident,
+                notifications=uow.notifications.list_for(incident_id),
+                timeline_count=len(uow.timeline.list_for(incident_id)),
+            )
+
+    def assign_role(
+        self, *, incident_id: int, role: Role, user_id: str, actor_id: str
+    ) -> RoleChange:
+        """Give the role to the user, replacing the previous holder."""
+        with self._uow() as uow:
+            current = self._open_or_raise(uow, incident_id)
+            if current.holder(role) == user_id:
+                raise UserError(f"<@{user_id}> is already the {role.label}.")
+            now = self._clock.now()
+            previous = uow.roles.assign(incident_id, role, user_id, assigned_by=actor_id, now=now)
+            uow.timeline.add(
+                incident_id,
+                kind="role_assigned",
+                actor_id=actor_id,
+                summary=f"{role.label}: <@{user_id}>"
+                + (f" (replacing <@{previous}>)" if previous else ""),
+                now=now,
+                data={"role": role.value, "user_id": user_id, "previous_id": previous},
+            )
+            incident = uow.incidents.get(incident_id)
+            uow.commit()
+        assert incident is not None
+        return RoleChange(incident=incident, role=role, user_id=user_id, previous_id=previous)
+
+    def change_severity(
+        self, *, incident_id: int, severity: Severity, actor_id: str
+    ) -> SeverityChange:
+        with self._uow() as uow:
+            current = self._open_or_raise(uow, incident_id)
+            if current.severity is severity:
+                raise UserError(f"The severity is already {severity.value}.")
+            now = self._clock.now()
+            uow.incidents.set_severity(incident_id, severity, now=now)
+            uow.timeline.add(
+                incident_id,
+                kind="severity_changed",
+                actor_id=actor_id,
+                summary=f"Severity {current.severity.value} → {severity.value}",
+                now=now,
+                data={"from": current.severity.value, "to": severity.value},
+            )
+            incident = uow.incidents.get(incident_id)
+            uow.commit()
+        assert incident is not None
+        return SeverityChange(incident=incident, previous=current.severity)
+
+    def resolve(self, *, incident_id: int, actor_id: str) -> Incident:
+        return self._transition(incident_id, IncidentState.RESOLVED, actor_id=actor_id)
+
+    def _transition(self, incident_id: int, target: IncidentState, *, actor_id: str) -> Incident:
+        with self._uow() as uow:
+            current = uow.incidents.get(incident_id)
+            if current is None:
+                raise NotFoundError(f"There is no incident with id {incident_id}.")
+            check_transition(current.state, target)
+            now = self._clock.now()
+            uow.incidents.set_state(incident_id, target, now=now)
+            uow.timeline.add(
+                incident_id,
+                kind="state_changed",
+                actor_id=actor_id,
+                summary=f"State {current.state.value} → {target.value}",
+                now=now,
+                data={"from": current.state.value, "to": target.value},
+            )
+            incident = uow.incidents.get(incident_id)
+            uow.commit()
+        assert incident is not None
+        return incident
+
+    def _open_or_raise(self, uow: UnitOfWork, incident_id: int) -> Incident:
+        incident = uow.incidents.get(incident_id)
+        if incident is None:
+            raise NotFoundError(f"There is no incident with id {incident_id}.")
+        if not incident.state.is_open:
+            raise UserError(f"Incident #{incident.number} is {incident.state.value}.")
+        return incident

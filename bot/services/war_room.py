@@ -1,0 +1,288 @@
+"""Opens and keeps up an incident's war room in Slack; every side effect is claimed first."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from bot.clock import Clock
+from bot.config import WarroomConfig
+from bot.domain.channel_names import MAX_TOPIC, clip, war_room_channel_name
+from bot.domain.incident import Incident
+from bot.domain.vocabulary import Audience, NotificationTier, Role, Severity
+from bot.errors import ExternalServiceError
+from bot.presenters import incident_context, role_context, vocabulary_context
+from bot.rendering import Renderer
+from bot.slack_gateway import ChannelNameTakenError, SlackGateway
+
+if TYPE_CHECKING:
+    from storage.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+WAR_ROOM_LEASE = timedelta(minutes=5)
+# A claimed side effect older than this is taken to belong to a worker that died.
+STALE_CLAIM = timedelta(minutes=10)
+MAX_NAME_ATTEMPTS = 20
+
+
+class WarRoomService:
+    def __init__(
+        self,
+        *,
+        uow: Callable[[], UnitOfWork],
+        slack: SlackGateway,
+        renderer: Renderer,
+        config: WarroomConfig,
+        clock: Clock,
+    ) -> None:
+        self._uow = uow
+        self._slack = slack
+        self._renderer = renderer
+        self._config = config
+        self._clock = clock
+
+    # -- opening -------------------------------------------------------------------------
+
+    def open_war_room(self, incident_id: int) -> bool:
+        """Run the opening steps that have not run yet; False if another worker is on it."""
+        now = self._clock.now()
+        with self._uow() as uow:
+            if not uow.incidents.take_war_room_lease(
+                incident_id, now=now, until=now + WAR_ROOM_LEASE
+            ):
+                return False
+            uow.commit()
+        try:
+            incident = self._ensure_channel(incident_id)
+            self._prepare_channel(incident)
+            incident = self._post_card(incident)
+            self._send_checklists(incident)
+            self._announce(incident)
+            if incident.severity is Severity.CRITICAL:
+                self._raise_critical_alarm(incident)
+        except Exception:
+            with self._uow() as uow:
+                uow.incidents.release_war_room_lease(incident_id)
+                uow.commit()
+            raise
+        with self._uow() as uow:
+            uow.incidents.mark_war_room_opened(incident_id, now=self._clock.now())
+            uow.timeline.add(
+                incident_id,
+                kind="war_room_opened",
+                actor_id="warroom",
+                summary=f"War room <#{incident.channel_id}> opened",
+                now=self._clock.now(),
+                data={"channel_id": incident.channel_id},
+            )
+            uow.commit()
+        return True
+
+    def open_pending_war_rooms(self) -> int:
+        """Finish opening every war room a crash or a Slack outage left half-open."""
+        with self._uow() as uow:
+            pending = uow.incidents.list_without_war_room()
+        opened = 0
+        for incident_id in pending:
+            try:
+                opened += self.open_war_room(incident_id)
+            except ExternalServiceError as error:
+                log.warning("war room for incident id %d still not open: %s", incident_id, error)
+        return opened
+
+    def _ensure_channel(self, incident_id: int) -> Incident:
+        incident = self._incident(incident_id)
+        if incident.channel_id:
+            return incident
+        for attempt in range(MAX_NAME_ATTEMPTS):
+            name = war_room_channel_name(
+                prefix=self._config.channel_prefix,
+                number=incident.number,
+                title=incident.title,
+                attempt=attempt,
+            )
+            try:
+                channel_id = self._slack.create_channel(name, private=self._config.private_channels)
+            except ChannelNameTakenError:
+                continue
+            with self._uow() as uow:
+                uow.incidents.set_channel(incident_id, channel_id=channel_id, channel_name=name)
+                uow.timeline.add(
+                    incident_id,
+                    kind="channel_created",
+                    actor_id="warroom",
+                    summary=f"Channel #{name} created",
+                    now=self._clock.now(),
+                    data={"channel_id": channel_id, "name": name},
+                )
+                uow.commit()
+            return self._incident(incident_id)
+        raise ExternalServiceError(
+            f"no free channel name for incident #{incident.number} after {MAX_NAME_ATTEMPTS} tries"
+        )
+
+    def _prepare_channel(self, incident: Incident) -> None:
+        channel = _channel(incident)
+        topic = clip(
+            f"{incident.severity.emoji} {incident.severity.value.upper()} · "
+            f"{incident.incident_type.label} · {incident.state.value} · {incident.title}",
+            MAX_TOPIC,
+        )
+        purpose = clip(
+            f"War room for incident #{incident.number}: {incident.title}. "
+            f"Declared {incident.declared_at:%Y-%m-%d %H:%M} UTC.",
+            MAX_TOPIC,
+        )
+        self._once(incident, "topic", lambda: self._slack.set_topic(channel, topic))
+        self._once(incident, "purpose", lambda: self._slack.set_purpose(channel, purpose))
+        people = _people(incident)
+        self._once(incident, "invite", lambda: self._slack.invite(channel, people))
+
+    def _post_card(self, incident: Incident) -> Incident:
+        channel = _channel(incident)
+
+        def post() -> tuple[str, str]:
+            ts = self._slack.post(channel, self.render_card(incident))
+            with self._uow() as uow:
+                uow.incidents.set_card(incident.id, card_ts=ts)
+                uow.commit()
+            return channel, ts
+
+        self._once(incident, "card", post)
+        incident = self._incident(incident.id)
+        if incident.card_ts:
+            card_ts = incident.card_ts
+            self._once(incident, "pin", lambda: self._slack.pin(channel, card_ts))
+        return incident
+
+    def _send_checklists(self, incident: Incident) -> None:
+        for holder in incident.roles:
+            self.send_checklist(incident, holder.role, holder.user_id)
+
+    def send_checklist(self, incident: Incident, role: Role, user_id: str) -> None:
+        """DM the role holder the role's responsibilities, once per role and person."""
+        message = self._renderer.render(
+            "role_checklist", incident=incident_context(incident), role=role_context(role)
+        )
+        self._once(
+            incident, f"checklist:{role.value}:{user_id}", lambda: self._dm(user_id, message)
+        )
+
+    def _announce(self, incident: Incident) -> None:
+        channel = self._config.announce_channel
+        if channel is None:
+            return
+        message = self._renderer.render("announcement", incident=incident_context(incident))
+        self._once(incident, "announce", lambda: (channel, self._slack.post(channel, message)))
+
+    def raise_critical_alarm(self, incident_id: int) -> None:
+        """Urgent DM to the commander and the executive alert, once per incident."""
+        self._raise_critical_alarm(self._incident(incident_id))
+
+    def _raise_critical_alarm(self, incident: Incident) -> None:
+        commander = incident.holder(Role.INCIDENT_COMMANDER)
+        context = incident_context(incident)
+        if commander is not None:
+            dm = self._renderer.render("urgent_commander_dm", incident=context)
+            self._once(incident, f"urgent_dm:{commander}", lambda: self._dm(commander, dm))
+        channels = self._config.audiences.channels(Audience.EXECUTIVE_TEAM)
+        if not channels:
+            return
+        alert = self._renderer.render("executive_alert", incident=context, commander_id=commander)
+        for channel in channels:
+            self._once(
+                incident,
+                f"notify:executive_team:immediate:{channel}",
+                lambda channel=channel: (channel, self._slack.post(channel, alert)),  # type: ignore[misc]
+            )
+        now = self._clock.now()
+        with self._uow() as uow:
+            uow.notifications.record_sent(
+                incident.id,
+                Audience.EXECUTIVE_TEAM,
+                NotificationTier.IMMEDIATE,
+                due_at=incident.declared_at
+                + self._config.deadlines.for_tier(NotificationTier.IMMEDIATE),
+                now=now,
+            )
+            uow.commit()
+
+    # -- keeping up ----------------------------------------------------------------------
+
+    def render_card(self, incident: Incident) -> dict[str, Any]:
+        return self._renderer.render(
+            "incident_card", incident=incident_context(incident), **vocabulary_context()
+        )
+
+    def refresh_card(self, incident_id: int) -> None:
+        """Re-render the pinned card after a change."""
+        incident = self._incident(incident_id)
+        if incident.channel_id and incident.card_ts:
+            self._slack.update(incident.channel_id, incident.card_ts, self.render_card(incident))
+
+    def post_notice(self, incident: Incident, event: dict[str, Any]) -> None:
+        """Tell the war room what changed."""
+        if incident.channel_id:
+            message = self._renderer.render(
+                "war_room_notice", incident=incident_context(incident), event=event
+            )
+            self._slack.post(incident.channel_id, message)
+
+    def invite(self, incident: Incident, user_ids: list[str]) -> None:
+        if incident.channel_id:
+            self._slack.invite(incident.channel_id, user_ids)
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _incident(self, incident_id: int) -> Incident:
+        with self._uow() as uow:
+            incident = uow.incidents.get(incident_id)
+        if incident is None:
+            raise LookupError(f"no incident with id {incident_id}")
+        return incident
+
+    def _dm(self, user_id: str, message: dict[str, Any]) -> tuple[str, str]:
+        channel = self._slack.open_dm(user_id)
+        return channel, self._slack.post(channel, message)
+
+    def _once(self, incident: Incident, key: str, action: Callable[[], object]) -> None:
+        """Perform a side effect unless it was already made (or is being made) for the incident."""
+        now = self._clock.now()
+        with self._uow() as uow:
+            claimed = uow.outbound.claim(incident.id, key, now=now, stale_before=now - STALE_CLAIM)
+            uow.commit()
+        if not claimed:
+            return
+        try:
+            result = action()
+        except Exception as error:
+            with self._uow() as uow:
+                uow.outbound.mark_failed(incident.id, key, error=str(error))
+                uow.commit()
+            raise
+        channel, ts = result if isinstance(result, tuple) else (incident.channel_id, None)
+        with self._uow() as uow:
+            uow.outbound.mark_sent(
+                incident.id, key, now=self._clock.now(), channel_id=channel, ts=ts
+            )
+            uow.commit()
+
+
+def _channel(incident: Incident) -> str:
+    if incident.channel_id is None:
+        raise LookupError(f"incident #{incident.number} has no channel yet")
+    return incident.channel_id
+
+
+def _people(incident: Incident) -> list[str]:
+    """The reporter (when a person declared it) and every role holder, each once."""
+    people: list[str] = []
+    if incident.reporter_id.startswith(("U", "W")):
+        people.append(incident.reporter_id)
+    for holder in incident.roles:
+        if holder.user_id not in people:
+            people.append(holder.user_id)
+    return people

@@ -1,0 +1,119 @@
+"""What the handlers call: each incident change with its war-room follow-up."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from bot.domain.incident import Declaration, Incident
+from bot.domain.vocabulary import Role, Severity
+from bot.ids import FLAG_PERSONAL_DATA, FLAG_PUBLIC_FACING, LET_WARROOM_DECIDE
+from bot.presenters import incident_context, vocabulary_context
+from bot.rendering import Renderer
+from bot.services.incidents import DeclarationResult, IncidentService
+from bot.services.war_room import WarRoomService
+from bot.slack_gateway import SlackGateway
+
+
+@dataclass
+class IncidentWorkflow:
+    incidents: IncidentService
+    war_rooms: WarRoomService
+    renderer: Renderer
+    slack: SlackGateway
+
+    def declare(self, declaration: Declaration) -> DeclarationResult:
+        """Store the incident (once per request); the war room opens after the ack."""
+        return self.incidents.declare(declaration)
+
+    def open_war_room(self, incident_id: int) -> None:
+        self.war_rooms.open_war_room(incident_id)
+
+    def assign_role(self, *, channel_id: str, role: Role, user_id: str, actor_id: str) -> None:
+        """Hand a role to someone: invite them, refresh the card, DM their checklist."""
+        incident = self.incidents.get_in_war_room_or_raise(channel_id)
+        change = self.incidents.assign_role(
+            incident_id=incident.id, role=role, user_id=user_id, actor_id=actor_id
+        )
+        self.war_rooms.invite(change.incident, [user_id])
+        self.war_rooms.refresh_card(incident.id)
+        self.war_rooms.post_notice(
+            change.incident,
+            {
+                "kind": "role_assigned",
+                "role_label": role.label,
+                "user_id": user_id,
+                "previous_id": change.previous_id,
+                "actor_id": actor_id,
+            },
+        )
+        self.war_rooms.send_checklist(change.incident, role, user_id)
+
+    def change_severity(self, *, incident_id: int, severity: Severity, actor_id: str) -> None:
+        """Change severity; escalating to critical raises the critical alarm once."""
+        change = self.incidents.change_severity(
+            incident_id=incident_id, severity=severity, actor_id=actor_id
+        )
+        self.war_rooms.refresh_card(incident_id)
+        self.war_rooms.post_notice(
+            change.incident,
+            {
+                "kind": "severity_changed",
+                "previous": change.previous.value,
+                "actor_id": actor_id,
+            },
+        )
+        if severity is Severity.CRITICAL:
+            self.war_rooms.raise_critical_alarm(incident_id)
+
+    def resolve(self, *, incident_id: int, actor_id: str) -> None:
+        incident = self.incidents.resolve(incident_id=incident_id, actor_id=actor_id)
+        self.war_rooms.refresh_card(incident_id)
+        self.war_rooms.post_notice(incident, {"kind": "resolved", "actor_id": actor_id})
+
+    # -- replies ----------------------------------------------------------------------
+
+    def help_message(self, commands: list[tuple[str, str]]) -> dict[str, Any]:
+        return self.renderer.render("help", commands=commands)
+
+    def list_message(self) -> dict[str, Any]:
+        incidents = [incident_context(i) for i in self.incidents.list_open()]
+        return self.renderer.render("incident_list", incidents=incidents)
+
+    def status_message(self, incident: Incident) -> dict[str, Any]:
+        status = self.incidents.status(incident.id)
+        return self.renderer.render(
+            "status",
+            incident=incident_context(status.incident),
+            notifications=status.notifications,
+            timeline_count=status.timeline_count,
+        )
+
+    def declaring_message(self, result: DeclarationResult) -> dict[str, Any]:
+        return self.renderer.render(
+            "declaring", incident=incident_context(result.incident), created=result.created
+        )
+
+    def open_declare_modal(self, *, trigger_id: str, origin_channel_id: str) -> None:
+        """Show the declaration form; the trigger is only valid for 3 seconds."""
+        metadata = json.dumps({"channel_id": origin_channel_id})
+        self.slack.open_view(trigger_id, self.declare_modal(private_metadata=metadata))
+
+    def declare_modal(self, *, private_metadata: str) -> dict[str, Any]:
+        return self.renderer.render(
+            "declare_modal",
+            private_metadata=private_metadata,
+            let_warroom_decide=LET_WARROOM_DECIDE,
+            flag_personal_data=FLAG_PERSONAL_DATA,
+            flag_public_facing=FLAG_PUBLIC_FACING,
+            **vocabulary_context(),
+        )
+
+    def declared_modal(self, result: DeclarationResult) -> dict[str, Any]:
+        return self.renderer.render(
+            "declared_modal", incident=incident_context(result.incident), created=result.created
+        )
+
+    def user_error(self, message: str, usage: str | None = None) -> dict[str, Any]:
+        return self.renderer.render("user_error", message=message, usage=usage)

@@ -1,0 +1,126 @@
+"""The Slack Web API as warroom uses it: one place that knows method names and error codes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+from slack_sdk.web import SlackResponse
+
+from bot.errors import ExternalServiceError
+
+log = logging.getLogger(__name__)
+
+
+class ChannelNameTakenError(Exception):
+    """conversations.create said `name_taken`."""
+
+
+def build_web_client(*, token: str, base_url: str) -> WebClient:
+    """A WebClient that retries 429s after Retry-After, 5xx and dropped connections."""
+    return WebClient(
+        token=token,
+        base_url=base_url,
+        timeout=10,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=2),
+            RateLimitErrorRetryHandler(max_retry_count=5),
+            ServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def _error_code(error: SlackApiError) -> str:
+    data = error.response.data if error.response is not None else None
+    return str(data.get("error", "unknown_error")) if isinstance(data, dict) else "unknown_error"
+
+
+class SlackGateway:
+    def __init__(self, client: WebClient) -> None:
+        self.client = client
+
+    def _call(
+        self, method: Callable[..., SlackResponse], tolerate: tuple[str, ...] = (), **kwargs: Any
+    ) -> dict[str, Any]:
+        try:
+            response = method(**kwargs)
+        except SlackApiError as error:
+            code = _error_code(error)
+            if code in tolerate:
+                return {"ok": False, "error": code}
+            name = method.__name__.replace("_", ".", 1)
+            raise ExternalServiceError(f"Slack {name} failed: {code}") from error
+        data = response.data
+        return data if isinstance(data, dict) else {}
+
+    def create_channel(self, name: str, *, private: bool) -> str:
+        """Create a channel and return its id; ChannelNameTakenError when the name is used."""
+        result = self._call(
+            self.client.conversations_create,
+            tolerate=("name_taken",),
+            name=name,
+            is_private=private,
+        )
+        if result.get("error") == "name_taken":
+            raise ChannelNameTakenError(name)
+        return str(result["channel"]["id"])
+
+    def set_topic(self, channel_id: str, topic: str) -> None:
+        self._call(self.client.conversations_setTopic, channel=channel_id, topic=topic)
+
+    def set_purpose(self, channel_id: str, purpose: str) -> None:
+        self._call(self.client.conversations_setPurpose, channel=channel_id, purpose=purpose)
+
+    def invite(self, channel_id: str, user_ids: list[str]) -> None:
+        """Invite people; those already in the channel are no error."""
+        if user_ids:
+            self._call(
+                self.client.conversations_invite,
+                tolerate=("already_in_channel", "cant_invite_self"),
+                channel=channel_id,
+                users=user_ids,
+            )
+
+    def post(self, channel_id: str, message: dict[str, Any]) -> str:
+        """Post a rendered message; returns its ts."""
+        result = self._call(
+            self.client.chat_postMessage, channel=channel_id, **_message_fields(message)
+        )
+        return str(result["ts"])
+
+    def update(self, channel_id: str, ts: str, message: dict[str, Any]) -> None:
+        self._call(self.client.chat_update, channel=channel_id, ts=ts, **_message_fields(message))
+
+    def pin(self, channel_id: str, ts: str) -> None:
+        self._call(
+            self.client.pins_add, tolerate=("already_pinned",), channel=channel_id, timestamp=ts
+        )
+
+    def open_dm(self, user_id: str) -> str:
+        """The id of the bot's direct-message channel with a person."""
+        result = self._call(self.client.conversations_open, users=user_id)
+        return str(result["channel"]["id"])
+
+    def post_ephemeral(self, channel_id: str, user_id: str, message: dict[str, Any]) -> None:
+        self._call(
+            self.client.chat_postEphemeral,
+            channel=channel_id,
+            user=user_id,
+            **_message_fields(message),
+        )
+
+    def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
+        self._call(self.client.views_open, trigger_id=trigger_id, view=view)
+
+
+def _message_fields(message: dict[str, Any]) -> dict[str, Any]:
+    """Only the fields chat.* accepts from a rendered template."""
+    return {key: message[key] for key in ("text", "blocks") if key in message}

@@ -1,0 +1,113 @@
+"""The `/incident` slash command: parse, call the workflow, reply; slow work after the ack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from bot.domain.commands import (
+    USAGE,
+    AssignRole,
+    ChangeSeverity,
+    DeclareNow,
+    IncidentCommand,
+    ListIncidents,
+    OpenDeclareModal,
+    ResolveIncident,
+    ShowHelp,
+    ShowStatus,
+    parse_command,
+)
+from bot.domain.incident import Declaration
+from bot.domain.vocabulary import IncidentSource
+from bot.errors import UserError
+from bot.ids import SLASH_COMMAND
+from bot.services.workflow import IncidentWorkflow
+from handlers.replies import replying_to_errors
+
+HELP = [
+    (USAGE["declare"].split(" [", 1)[0], "open the declaration form"),
+    (
+        "/incident declare <severity> <title…> [type:<type>] [model:<name>]",
+        "declare at once; warroom infers the type unless you give one",
+    ),
+    (USAGE["status"], "in a war room: the card, roles and clocks"),
+    (USAGE["list"], "the open incidents"),
+    (USAGE["role"], "in a war room: hand a role to someone"),
+    (USAGE["severity"], "in a war room: change the severity"),
+    (USAGE["resolve"], "in a war room: mark the incident resolved"),
+    (USAGE["help"], "this list"),
+]
+
+
+def declaration_from(command: dict[str, Any], parsed: DeclareNow) -> Declaration:
+    return Declaration(
+        title=parsed.title,
+        severity=parsed.severity,
+        reporter_id=command["user_id"],
+        source=IncidentSource.SLASH_COMMAND,
+        # Same trigger_id = the same command delivered again: it must not declare twice.
+        dedup_key=f"slash:{command['trigger_id']}",
+        incident_type=parsed.incident_type,
+        affected_systems=(parsed.model,) if parsed.model else (),
+    )
+
+
+def register(app: App, workflow: IncidentWorkflow) -> None:
+    def answer_command(ack: Ack, command: dict[str, Any]) -> None:
+        with replying_to_errors(ack, workflow):
+            parsed = parse_command(command.get("text", ""))
+            ack(**_answer(parsed, command, workflow))
+
+    def finish_command(command: dict[str, Any], respond: Respond) -> None:
+        try:
+            parsed = parse_command(command.get("text", ""))
+        except UserError:
+            return  # already answered in the ack
+        with replying_to_errors(respond, workflow):
+            _finish(parsed, command, workflow)
+
+    app.command(SLASH_COMMAND)(ack=answer_command, lazy=[finish_command])
+
+
+def _answer(
+    parsed: IncidentCommand, command: dict[str, Any], workflow: IncidentWorkflow
+) -> dict[str, Any]:
+    """The reply inside Slack's 3 seconds: quick reads, or the stored declaration."""
+    channel_id = command.get("channel_id", "")
+    match parsed:
+        case ShowHelp():
+            return workflow.help_message(HELP)
+        case ListIncidents():
+            return workflow.list_message()
+        case ShowStatus():
+            return workflow.status_message(workflow.incidents.get_in_war_room_or_raise(channel_id))
+        case DeclareNow():
+            return workflow.declaring_message(workflow.declare(declaration_from(command, parsed)))
+        case AssignRole() | ChangeSeverity() | ResolveIncident():
+            workflow.incidents.get_in_war_room_or_raise(channel_id)
+    return {}
+
+
+def _finish(parsed: IncidentCommand, command: dict[str, Any], workflow: IncidentWorkflow) -> None:
+    """The work after the ack: Slack calls that may be slow or rate limited."""
+    channel_id, user_id = command.get("channel_id", ""), command["user_id"]
+    match parsed:
+        case OpenDeclareModal():
+            workflow.open_declare_modal(
+                trigger_id=command["trigger_id"], origin_channel_id=channel_id
+            )
+        case DeclareNow():
+            result = workflow.declare(declaration_from(command, parsed))
+            workflow.open_war_room(result.incident.id)
+        case AssignRole(role=role, user_id=assignee):
+            workflow.assign_role(
+                channel_id=channel_id, role=role, user_id=assignee, actor_id=user_id
+            )
+        case ChangeSeverity(severity=severity):
+            incident = workflow.incidents.get_in_war_room_or_raise(channel_id)
+            workflow.change_severity(incident_id=incident.id, severity=severity, actor_id=user_id)
+        case ResolveIncident():
+            incident = workflow.incidents.get_in_war_room_or_raise(channel_id)
+            workflow.resolve(incident_id=incident.id, actor_id=user_id)

@@ -1,0 +1,148 @@
+"""SQLAlchemy 2.0 typed tables. Timestamps are timezone-aware UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC and always hands back an aware datetime, also on SQLite."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; warroom stores UTC-aware times only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[str]: JSON}
+
+
+class IncidentRow(Base):
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    number: Mapped[int] = mapped_column(Integer, unique=True)
+    dedup_key: Mapped[str] = mapped_column(String(255), unique=True)
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    incident_type: Mapped[str] = mapped_column(String(40))
+    severity: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    reporter_id: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(32))
+    affected_systems: Mapped[list[str]] = mapped_column(default=list)
+    personal_data: Mapped[bool] = mapped_column(Boolean, default=False)
+    public_facing: Mapped[bool] = mapped_column(Boolean, default=False)
+    channel_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    channel_name: Mapped[str | None] = mapped_column(String(80))
+    card_ts: Mapped[str | None] = mapped_column(String(32))
+    declared_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    war_room_opened_at: Mapped[datetime | None]
+    # Lets one worker at a time open the war room; a stale lease is taken over after a crash.
+    war_room_lease_until: Mapped[datetime | None]
+
+    roles: Mapped[list[RoleAssignmentRow]] = relationship(
+        back_populates="incident", order_by="RoleAssignmentRow.id", lazy="selectin"
+    )
+
+
+class RoleAssignmentRow(Base):
+    """The current holder of each role on an incident; history is in the timeline."""
+
+    __tablename__ = "role_assignments"
+    __table_args__ = (UniqueConstraint("incident_id", "role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(40))
+    user_id: Mapped[str] = mapped_column(String(32))
+    assigned_by: Mapped[str] = mapped_column(String(32))
+    assigned_at: Mapped[datetime]
+
+    incident: Mapped[IncidentRow] = relationship(back_populates="roles")
+
+
+class TimelineEventRow(Base):
+    __tablename__ = "timeline_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    occurred_at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(40))
+    actor_id: Mapped[str] = mapped_column(String(32))
+    summary: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class OutboundMessageRow(Base):
+    """A Slack side effect of an incident, claimed before it is made so it is made once."""
+
+    __tablename__ = "outbound_messages"
+    __table_args__ = (UniqueConstraint("incident_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16))
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+    ts: Mapped[str | None] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    claimed_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+
+class NotificationRow(Base):
+    """One audience's message of one tier for an incident: due, then sent."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (UniqueConstraint("incident_id", "audience", "tier"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    audience: Mapped[str] = mapped_column(String(40))
+    tier: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]

@@ -1,0 +1,382 @@
+"""Repositories: domain-shaped reads and writes. They never commit; the unit of work does."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.domain.incident import Declaration, Incident, RoleHolder
+from bot.domain.vocabulary import (
+    Audience,
+    IncidentSource,
+    IncidentState,
+    IncidentType,
+    NotificationTier,
+    Role,
+    Severity,
+)
+from storage.models import (
+    IncidentRow,
+    NotificationRow,
+    OutboundMessageRow,
+    RoleAssignmentRow,
+    TimelineEventRow,
+)
+
+
+def to_incident(row: IncidentRow) -> Incident:
+    """A plain snapshot of an incident row and its current role holders."""
+    return Incident(
+        id=row.id,
+        number=row.number,
+        title=row.title,
+        description=row.description,
+        incident_type=IncidentType(row.incident_type),
+        severity=Severity(row.severity),
+        state=IncidentState(row.state),
+        reporter_id=row.reporter_id,
+        source=IncidentSource(row.source),
+        declared_at=row.declared_at,
+        updated_at=row.updated_at,
+        affected_systems=tuple(row.affected_systems or ()),
+        personal_data=row.personal_data,
+        public_facing=row.public_facing,
+        channel_id=row.channel_id,
+        channel_name=row.channel_name,
+        card_ts=row.card_ts,
+        resolved_at=row.resolved_at,
+        war_room_opened_at=row.war_room_opened_at,
+        roles=tuple(
+            RoleHolder(role=Role(a.role), user_id=a.user_id)
+            for a in sorted(row.roles, key=lambda a: list(Role).index(Role(a.role)))
+        ),
+    )
+
+
+class IncidentRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def _row(self, incident_id: int) -> IncidentRow:
+        row = self._session.get(IncidentRow, incident_id, populate_existing=True)
+        if row is None:
+            raise LookupError(f"no incident with id {incident_id}")
+        return row
+
+    def get(self, incident_id: int) -> Incident | None:
+        row = self._session.get(IncidentRow, incident_id, populate_existing=True)
+        return to_incident(row) if row else None
+
+    def get_by_dedup_key(self, key: str) -> Incident | None:
+        row = self._session.scalar(select(IncidentRow).where(IncidentRow.dedup_key == key))
+        return to_incident(row) if row else None
+
+    def get_by_channel(self, channel_id: str) -> Incident | None:
+        row = self._session.scalar(select(IncidentRow).where(IncidentRow.channel_id == channel_id))
+        return to_incident(row) if row else None
+
+    def get_by_number(self, number: int) -> Incident | None:
+        row = self._session.scalar(select(IncidentRow).where(IncidentRow.number == number))
+        return to_incident(row) if row else None
+
+    def list_open(self) -> list[Incident]:
+        open_states = [state.value for state in IncidentState if state.is_open]
+        rows = self._session.scalars(
+            select(IncidentRow)
+            .where(IncidentRow.state.in_(open_states))
+            .order_by(IncidentRow.number.desc())
+        )
+        return [to_incident(row) for row in rows]
+
+    def list_without_war_room(self) -> list[int]:
+        """Ids of incidents whose war room has not been fully opened yet."""
+        return list(
+            self._session.scalars(
+                select(IncidentRow.id)
+                .where(IncidentRow.war_room_opened_at.is_(None))
+                .order_by(IncidentRow.id)
+            )
+        )
+
+    def add(self, declaration: Declaration, *, incident_type: IncidentType, now: datetime) -> int:
+        """Insert the incident with the next number; raises IntegrityError on a duplicate."""
+        next_number = select(func.coalesce(func.max(IncidentRow.number), 0) + 1).scalar_subquery()
+        incident_id: int | None = self._session.scalar(
+            insert(IncidentRow)
+            .values(
+                number=next_number,
+                dedup_key=declaration.dedup_key,
+                title=declaration.title,
+                description=declaration.description,
+                incident_type=incident_type.value,
+                severity=declaration.severity.value,
+                state=IncidentState.DECLARED.value,
+                reporter_id=declaration.reporter_id,
+                source=declaration.source.value,
+                affected_systems=list(declaration.affected_systems),
+                personal_data=declaration.personal_data,
+                public_facing=declaration.public_facing,
+                declared_at=now,
+                updated_at=now,
+            )
+            .returning(IncidentRow.id)
+        )
+        if incident_id is None:
+            raise RuntimeError("the database returned no id for the new incident")
+        return incident_id
+
+    def set_severity(self, incident_id: int, severity: Severity, *, now: datetime) -> None:
+        row = self._row(incident_id)
+        row.severity = severity.value
+        row.updated_at = now
+
+    def set_state(self, incident_id: int, state: IncidentState, *, now: datetime) -> None:
+        row = self._row(incident_id)
+        row.state = state.value
+        row.updated_at = now
+        if state is IncidentState.RESOLVED:
+            row.resolved_at = now
+
+    def set_channel(self, incident_id: int, *, channel_id: str, channel_name: str) -> None:
+        row = self._row(incident_id)
+        row.channel_id = channel_id
+        row.channel_name = channel_name
+
+    def set_card(self, incident_id: int, *, card_ts: str) -> None:
+        self._row(incident_id).card_ts = card_ts
+
+    def mark_war_room_opened(self, incident_id: int, *, now: datetime) -> None:
+        row = self._row(incident_id)
+        row.war_room_opened_at = now
+        row.war_room_lease_until = None
+
+    def take_war_room_lease(self, incident_id: int, *, now: datetime, until: datetime) -> bool:
+        """Claim the right to open the war room; False if another worker holds a live lease."""
+        result = self._session.execute(
+            update(IncidentRow)
+            .where(
+                IncidentRow.id == incident_id,
+                IncidentRow.war_room_opened_at.is_(None),
+                or_(
+                    IncidentRow.war_room_lease_until.is_(None),
+                    IncidentRow.war_room_lease_until < now,
+                ),
+            )
+            .values(war_room_lease_until=until)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def release_war_room_lease(self, incident_id: int) -> None:
+        self._row(incident_id).war_room_lease_until = None
+
+
+class RoleRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def assign(
+        self, incident_id: int, role: Role, user_id: str, *, assigned_by: str, now: datetime
+    ) -> str | None:
+        """Make `user_id` the holder of the role; returns the previous holder, if any."""
+        row = self._session.scalar(
+            select(RoleAssignmentRow).where(
+                RoleAssignmentRow.incident_id == incident_id,
+                RoleAssignmentRow.role == role.value,
+            )
+        )
+        if row is None:
+            self._session.add(
+                RoleAssignmentRow(
+                    incident_id=incident_id,
+                    role=role.value,
+                    user_id=user_id,
+                    assigned_by=assigned_by,
+                    assigned_at=now,
+                )
+            )
+            self._session.flush()
+            return None
+        previous = row.user_id
+        row.user_id, row.assigned_by, row.assigned_at = user_id, assigned_by, now
+        self._session.flush()
+        return previous
+
+
+class TimelineRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(
+        self,
+        incident_id: int,
+        *,
+        kind: str,
+        actor_id: str,
+        summary: str,
+        now: datetime,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        self._session.add(
+            TimelineEventRow(
+                incident_id=incident_id,
+                occurred_at=now,
+                kind=kind,
+                actor_id=actor_id,
+                summary=summary,
+                data=data or {},
+            )
+        )
+
+    def list_for(self, incident_id: int) -> list[dict[str, Any]]:
+        rows = self._session.scalars(
+            select(TimelineEventRow)
+            .where(TimelineEventRow.incident_id == incident_id)
+            .order_by(TimelineEventRow.occurred_at, TimelineEventRow.id)
+        )
+        return [
+            {
+                "occurred_at": row.occurred_at,
+                "kind": row.kind,
+                "actor_id": row.actor_id,
+                "summary": row.summary,
+                "data": row.data,
+            }
+            for row in rows
+        ]
+
+
+class OutboundMessageRepository:
+    """A ledger of Slack side effects: claim a key before acting, mark it sent after."""
+
+    CLAIMED, SENT, FAILED = "claimed", "sent", "failed"
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def claim(self, incident_id: int, key: str, *, now: datetime, stale_before: datetime) -> bool:
+        """True if this caller may perform the side effect named `key` now."""
+        try:
+            with self._session.begin_nested():
+                self._session.add(
+                    OutboundMessageRow(
+                        incident_id=incident_id,
+                        key=key,
+                        state=self.CLAIMED,
+                        attempts=1,
+                        claimed_at=now,
+                    )
+                )
+            return True
+        except IntegrityError:
+            pass
+        # Taken over only when a previous attempt failed or its worker died holding it.
+        result = self._session.execute(
+            update(OutboundMessageRow)
+            .where(
+                OutboundMessageRow.incident_id == incident_id,
+                OutboundMessageRow.key == key,
+                or_(
+                    OutboundMessageRow.state == self.FAILED,
+                    (OutboundMessageRow.state == self.CLAIMED)
+                    & (OutboundMessageRow.claimed_at < stale_before),
+                ),
+            )
+            .values(state=self.CLAIMED, claimed_at=now, attempts=OutboundMessageRow.attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def mark_sent(
+        self, incident_id: int, key: str, *, now: datetime, channel_id: str | None, ts: str | None
+    ) -> None:
+        self._session.execute(
+            update(OutboundMessageRow)
+            .where(OutboundMessageRow.incident_id == incident_id, OutboundMessageRow.key == key)
+            .values(state=self.SENT, sent_at=now, channel_id=channel_id, ts=ts, error=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    def mark_failed(self, incident_id: int, key: str, *, error: str) -> None:
+        self._session.execute(
+            update(OutboundMessageRow)
+            .where(OutboundMessageRow.incident_id == incident_id, OutboundMessageRow.key == key)
+            .values(state=self.FAILED, error=error[:2000])
+            .execution_options(synchronize_session=False)
+        )
+
+    def sent(self, incident_id: int, key: str) -> dict[str, str | None] | None:
+        """Where and when the side effect was made, if it was."""
+        row = self._session.scalar(
+            select(OutboundMessageRow).where(
+                OutboundMessageRow.incident_id == incident_id,
+                OutboundMessageRow.key == key,
+                OutboundMessageRow.state == self.SENT,
+            )
+        )
+        return {"channel_id": row.channel_id, "ts": row.ts} if row else None
+
+    def states(self, incident_id: int) -> dict[str, str]:
+        rows = self._session.scalars(
+            select(OutboundMessageRow).where(OutboundMessageRow.incident_id == incident_id)
+        )
+        return {row.key: row.state for row in rows}
+
+
+class NotificationRepository:
+    PENDING, SENT = "pending", "sent"
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def record_sent(
+        self,
+        incident_id: int,
+        audience: Audience,
+        tier: NotificationTier,
+        *,
+        due_at: datetime,
+        now: datetime,
+    ) -> None:
+        """Record that the audience got its message of this tier (idempotent)."""
+        row = self._session.scalar(
+            select(NotificationRow).where(
+                NotificationRow.incident_id == incident_id,
+                NotificationRow.audience == audience.value,
+                NotificationRow.tier == tier.value,
+            )
+        )
+        if row is None:
+            self._session.add(
+                NotificationRow(
+                    incident_id=incident_id,
+                    audience=audience.value,
+                    tier=tier.value,
+                    state=self.SENT,
+                    due_at=due_at,
+                    sent_at=now,
+                    created_at=now,
+                )
+            )
+        elif row.state != self.SENT:
+            row.state, row.sent_at = self.SENT, now
+        self._session.flush()
+
+    def list_for(self, incident_id: int) -> list[dict[str, Any]]:
+        rows = self._session.scalars(
+            select(NotificationRow).where(NotificationRow.incident_id == incident_id)
+        )
+        return [
+            {
+                "audience": row.audience,
+                "tier": row.tier,
+                "state": row.state,
+                "due_at": row.due_at,
+                "sent_at": row.sent_at,
+            }
+            for row in rows
+        ]

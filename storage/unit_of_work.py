@@ -1,0 +1,61 @@
+"""The unit of work: one transaction, rolled back unless `commit()` was called."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage.repositories import (
+    IncidentRepository,
+    NotificationRepository,
+    OutboundMessageRepository,
+    RoleRepository,
+    TimelineRepository,
+)
+
+
+class UnitOfWork:
+    incidents: IncidentRepository
+    roles: RoleRepository
+    timeline: TimelineRepository
+    outbound: OutboundMessageRepository
+    notifications: NotificationRepository
+
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        self._session_factory = session_factory
+
+    def __enter__(self) -> UnitOfWork:
+        self._session = self._session_factory()
+        self.incidents = IncidentRepository(self._session)
+        self.roles = RoleRepository(self._session)
+        self.timeline = TimelineRepository(self._session)
+        self.outbound = OutboundMessageRepository(self._session)
+        self.notifications = NotificationRepository(self._session)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            self._session.rollback()
+        finally:
+            self._session.close()
+
+    def commit(self) -> None:
+        self._session.commit()
+
+
+class UnitOfWorkFactory:
+    """Makes units of work on one engine; the only thing services hold of storage."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._session_factory = sessionmaker(engine, expire_on_commit=False)
+
+    def __call__(self) -> UnitOfWork:
+        return UnitOfWork(self._session_factory)
