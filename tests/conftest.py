@@ -14,10 +14,10 @@ from sqlalchemy import Engine, create_engine, text
 from bot.app import Warroom, create_app
 from bot.config import WarroomConfig, parse_config
 from bot.emulator.server import SlackEmulator
+from bot.emulator.signed_requests import SIGNING_SECRET, SlackSender
 from bot.server import BackgroundServer
 from bot.settings import Settings
 from storage.db import build_engine, upgrade
-from tests.support.slack_requests import SIGNING_SECRET, SlackSender
 
 POSTGRES_URL = os.environ.get(
     "WARROOM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -99,8 +99,8 @@ def emulator() -> Iterator[SlackEmulator]:
 
 def make_settings(emulator: SlackEmulator, database_url: str = "sqlite://") -> Settings:
     return Settings(
-        slack_bot_token="xoxb-test-token",  # type: ignore[arg-type]
-        slack_signing_secret=SIGNING_SECRET,  # type: ignore[arg-type]
+        slack_bot_token="xoxb-test-token",
+        slack_signing_secret=SIGNING_SECRET,
         slack_api_url=emulator.api_url,
         database_url=database_url,
     )

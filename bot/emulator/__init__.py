@@ -5,6 +5,7 @@ from bot.emulator.server import SlackEmulator
 from bot.emulator.state import (
     BOT_ID,
     BOT_USER_ID,
+    GENERAL_CHANNEL_ID,
     TEAM_ID,
     RecordedCall,
     ValidationFailure,
@@ -15,6 +16,7 @@ from bot.emulator.transcript import write_transcript
 __all__ = [
     "BOT_ID",
     "BOT_USER_ID",
+    "GENERAL_CHANNEL_ID",
     "TEAM_ID",
     "RecordedCall",
     "SlackEmulator",

@@ -58,8 +58,12 @@ class SlackEmulator:
         server = ThreadingHTTPServer(("127.0.0.1", self._requested_port), _make_handler(self))
         server.daemon_threads = True
         self._server = server
+        # A short poll interval keeps stop() fast (shutdown waits for the next poll).
         self._thread = threading.Thread(
-            target=server.serve_forever, name="slack-emulator", daemon=True
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name="slack-emulator",
+            daemon=True,
         )
         self._thread.start()
         return self

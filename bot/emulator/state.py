@@ -26,6 +26,7 @@ TEAM_URL = "https://warroom-emulator.slack.com/"
 BOT_USER_ID = "U0WARROOMBOT"
 BOT_ID = "B0WARROOM"
 BOT_NAME = "warroom"
+GENERAL_CHANNEL_ID = "C0GENERAL"
 APP_ID = "A0WARROOM"
 
 MAX_CHANNEL_NAME = 80
@@ -118,6 +119,7 @@ class _Channel:
     is_im: bool = False
     is_mpim: bool = False
     is_archived: bool = False
+    is_general: bool = False
     dm_user: str | None = None
     topic: dict[str, Any] = field(default_factory=dict)
     purpose: dict[str, Any] = field(default_factory=dict)
@@ -153,7 +155,7 @@ class _Channel:
             "is_private": self.is_private or self.is_mpim,
             "created": self.created,
             "is_archived": self.is_archived,
-            "is_general": False,
+            "is_general": self.is_general,
             "unlinked": 0,
             "name_normalized": self.name,
             "is_shared": False,
@@ -244,7 +246,9 @@ def _method(name: str) -> Callable[[Handler], Handler]:
 class WorkspaceState:
     """One fake Slack workspace; `handle()` answers Web API calls against it."""
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.time, *, seed_general: bool = True
+    ) -> None:
         self._clock = clock
         self._lock = threading.RLock()
         self._channels: dict[str, _Channel] = {}
@@ -259,6 +263,12 @@ class WorkspaceState:
         self._view_seq = itertools.count(1)
         self._last_ts_micro = 0
         self.add_user(BOT_USER_ID, BOT_NAME, "Warroom", is_bot=True)
+        if seed_general:
+            # Every workspace has #general and every human is in it; slash commands in
+            # fixtures come from there, so ephemeral answers must find it. The bot is not a
+            # member (as on Slack) but may post via chat:write.public.
+            self.add_channel("general", channel_id=GENERAL_CHANNEL_ID, bot_is_member=False)
+            self._channels[GENERAL_CHANNEL_ID].is_general = True
 
     # ----- seeding -------------------------------------------------------------------
 
@@ -509,6 +519,7 @@ class WorkspaceState:
             "is_im": ch.is_im,
             "is_mpim": ch.is_mpim,
             "is_archived": ch.is_archived,
+            "is_general": ch.is_general,
             "dm_user": ch.dm_user,
             "created": ch.created,
             "creator": ch.creator,
@@ -940,7 +951,7 @@ def _post_ephemeral(state: WorkspaceState, params: dict[str, Any]) -> dict[str, 
     if not user:
         raise ApiError("user_not_found")
     ch = state._postable_channel(params)
-    if user not in ch.members:
+    if user not in ch.members and not ch.is_general:
         raise ApiError("user_not_in_channel")
     content = state._message_content("chat.postEphemeral", params)
     ts = state._next_ts()

@@ -113,7 +113,7 @@ def _render_channel(state: WorkspaceState, channel: dict[str, Any]) -> str:
         lines += ["## Ephemeral messages", ""]
         for eph in ephemerals:
             heading = (
-                f"### {_when(eph.get('ts'))} · {_who(state, BOT_USER_ID)} "
+                f"**{_when(eph.get('ts'))} · {_who(state, BOT_USER_ID)}** "
                 f"(only visible to {_who(state, eph.get('user'))})"
             )
             lines += [heading, ""]
@@ -134,7 +134,8 @@ def _render_message(state: WorkspaceState, message: dict[str, Any]) -> list[str]
     if message.get("reply_count"):
         replies = message["reply_count"]
         marks.append(f"{replies} repl{'ies' if replies != 1 else 'y'}")
-    heading = f"### {_when(message.get('ts'))} · {_who(state, message.get('user'))}"
+    # Bold rather than a heading so header blocks (## …) stay the most prominent lines.
+    heading = f"**{_when(message.get('ts'))} · {_who(state, message.get('user'))}**"
     if marks:
         heading += " " + " ".join(marks)
     lines = [heading, "", f"<sub>ts {message.get('ts')}</sub>", ""]
@@ -215,14 +216,14 @@ def _render_block(block: dict[str, Any]) -> list[str]:
     if kind == "divider":
         return ["---"]
     if kind == "section":
-        lines = []
-        if block.get("text"):
-            lines.append(_text(block.get("text")))
-        for field in block.get("fields") or []:
-            lines.append(f"- {_text(field)}")
+        text = _text(block.get("text")) if block.get("text") else ""
         accessory = block.get("accessory")
         if accessory:
-            lines.append(_element(accessory))
+            text = f"{text} {_element(accessory)}".strip()
+        lines = [text] if text else []
+        fields = [f"- {_text(field)}" for field in block.get("fields") or []]
+        if fields:
+            lines += ["", *fields] if lines else fields
         return lines
     if kind == "context":
         parts = [_element(e) for e in block.get("elements") or []]

@@ -19,7 +19,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 from slack_sdk.webhook import WebhookClient
 
-from bot.emulator import BOT_USER_ID, SlackEmulator, write_transcript
+from bot.emulator import BOT_USER_ID, GENERAL_CHANNEL_ID, SlackEmulator, write_transcript
 
 pytestmark = pytest.mark.integration
 
@@ -81,10 +81,9 @@ def test_a_new_channel_has_the_bot_as_its_only_member(
     assert channel["name"] == "inc-42-latency"
     assert channel["is_private"] is True
     assert channel["creator"] == BOT_USER_ID
-    assert emulator.state.channel_by_name("inc-42-latency") == {
-        **emulator.state.channels()[0],
-        "members": [BOT_USER_ID],
-    }
+    summary = emulator.state.channel_by_name("#inc-42-latency")
+    assert summary is not None
+    assert (summary["id"], summary["members"]) == (channel["id"], [BOT_USER_ID])
 
 
 def test_auth_test_names_the_bot(client: WebClient) -> None:
@@ -194,7 +193,7 @@ def test_invite_reports_slack_errors(client: WebClient, emulator: SlackEmulator)
     assert error_of(lambda: client.conversations_invite(channel="C999", users="U1")) == (
         "channel_not_found"
     )
-    outside = emulator.state.add_channel("general", bot_is_member=False)
+    outside = emulator.state.add_channel("random", bot_is_member=False)
     assert error_of(lambda: client.conversations_invite(channel=outside, users="U1")) == (
         "not_in_channel"
     )
@@ -220,7 +219,8 @@ def test_posting_needs_text_or_blocks_and_a_visible_channel(
     client: WebClient, emulator: SlackEmulator
 ) -> None:
     channel_id = client.conversations_create(name="inc-11")["channel"]["id"]
-    assert error_of(lambda: client.chat_postMessage(channel=channel_id)) == "no_text"
+    with pytest.warns(UserWarning):  # slack_sdk warns about the missing text, then sends
+        assert error_of(lambda: client.chat_postMessage(channel=channel_id)) == "no_text"
     assert error_of(lambda: client.chat_postMessage(channel="C404", text="x")) == (
         "channel_not_found"
     )
@@ -260,6 +260,16 @@ def test_posting_to_a_user_id_lands_in_their_dm(client: WebClient, emulator: Sla
     assert answer["channel"] == dm
     assert client.conversations_open(users="U777")["channel"]["id"] == dm
     assert [m["text"] for m in emulator.state.messages(dm)] == ["You are the incident commander"]
+
+
+def test_general_exists_and_everyone_can_get_ephemerals_there(client: WebClient) -> None:
+    # Slash commands in fixtures come from #general; the bot answers there ephemerally.
+    info = client.conversations_info(channel=GENERAL_CHANNEL_ID)["channel"]
+    assert (info["name"], info["is_general"], info["is_member"]) == ("general", True, False)
+    assert client.chat_postEphemeral(channel=GENERAL_CHANNEL_ID, user="U0ANY", text="hi")["ok"]
+    assert error_of(lambda: client.conversations_history(channel=GENERAL_CHANNEL_ID)) == (
+        "not_in_channel"
+    )
 
 
 def test_permalinks_point_at_the_message(client: WebClient) -> None:
@@ -535,7 +545,12 @@ def test_transcript_has_one_file_per_conversation_and_every_call(
 
     paths = write_transcript(emulator, tmp_path)
 
-    assert sorted(p.name for p in paths) == ["calls.jsonl", "dm-U100.md", "inc-50.md"]
+    assert sorted(p.name for p in paths) == [
+        "calls.jsonl",
+        "dm-U100.md",
+        "general.md",
+        "inc-50.md",
+    ]
     channel_md = (tmp_path / "inc-50.md").read_text()
     assert "## Update 2" in channel_md
     assert "(edited 2 times)" in channel_md

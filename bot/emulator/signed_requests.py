@@ -1,4 +1,4 @@
-"""Correctly signed Slack requests, as Slack would send them to /slack/events."""
+"""Correctly signed Slack requests, as Slack would send them to /slack/events (tests, demo)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ class SlackSender:
         headers = {
             "Content-Type": content_type,
             "X-Slack-Request-Timestamp": ts,
-            "X-Slack-Signature": self.verifier.generate_signature(timestamp=ts, body=body),
+            "X-Slack-Signature": str(self.verifier.generate_signature(timestamp=ts, body=body)),
         }
         if retry_num is not None:
             headers["X-Slack-Retry-Num"] = str(retry_num)

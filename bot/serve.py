@@ -1,0 +1,70 @@
+"""`warroom serve`: validate everything, migrate SQLite, then serve until stopped."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt.error import BoltError
+from slack_sdk.errors import SlackApiError, SlackClientError
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.app import create_app
+from bot.config import load_config
+from bot.errors import ConfigurationError
+from bot.server import serve_forever
+from bot.settings import load_settings
+from storage.db import build_engine, is_sqlite, is_up_to_date, normalise_url, upgrade
+
+log = logging.getLogger(__name__)
+
+
+def prepare_database(url: str) -> Engine:
+    """An engine on a database at the newest migration; SQLite is migrated in place."""
+    engine = build_engine(url)
+    try:
+        if is_sqlite(normalise_url(url)):
+            upgrade(engine)
+        elif not is_up_to_date(engine):
+            raise ConfigurationError(
+                "DATABASE_URL: the database is not at the newest migration; "
+                "run `warroom db upgrade` first"
+            )
+    except SQLAlchemyError as error:
+        engine.dispose()
+        reason = str(error.orig if hasattr(error, "orig") else error).strip().splitlines()[0]
+        raise ConfigurationError(f"DATABASE_URL: cannot use the database ({reason})") from None
+    return engine
+
+
+def run_serve(*, socket_mode: bool, host: str | None, port: int | None) -> int:
+    settings = load_settings()
+    settings.require_for_serving(socket_mode=socket_mode)
+    config = load_config(settings.warroom_config)
+    engine = prepare_database(settings.database_url)
+    try:
+        app = create_app(settings, config, engine=engine, socket_mode=socket_mode)
+    except (BoltError, SlackApiError, SlackClientError) as error:
+        raise ConfigurationError(
+            f"SLACK_BOT_TOKEN: Slack did not accept it at {settings.slack_api_url} ({error})"
+        ) from None
+    app.start_background_work()
+    handler = None
+    if socket_mode:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        assert settings.slack_app_token is not None
+        handler = SocketModeHandler(app.bolt, settings.slack_app_token.get_secret_value())
+        handler.connect()  # type: ignore[no-untyped-call]
+        log.info("connected to Slack over Socket Mode")
+    try:
+        serve_forever(
+            app.asgi,
+            host=host or settings.warroom_host,
+            port=port if port is not None else settings.warroom_port,
+        )
+    finally:
+        if handler is not None:
+            handler.close()  # type: ignore[no-untyped-call]
+        app.close()
+    return 0

@@ -1,0 +1,167 @@
+"""Every template renders to Block Kit that slack_sdk and Slack's limits accept."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from bot.domain.incident import Incident, RoleHolder
+from bot.domain.vocabulary import (
+    IncidentSource,
+    IncidentState,
+    IncidentType,
+    Role,
+    Severity,
+)
+from bot.emulator.blockkit import check_message, check_view
+from bot.presenters import incident_context, role_context, vocabulary_context
+from bot.rendering import Renderer, escape_mrkdwn
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
+
+
+def make_incident(**changes: Any) -> Incident:
+    incident = Incident(
+        id=1, number=12, title="Support bot follows injected instructions",
+        description="Customers saw the system prompt.", incident_type=IncidentType.PROMPT_INJECTION,
+        severity=Severity.CRITICAL, state=IncidentState.DECLARED, reporter_id="U0REPORTER",
+        source=IncidentSource.SLASH_COMMAND, declared_at=NOW, updated_at=NOW,
+        affected_systems=("support-v2",), personal_data=True, public_facing=True,
+        channel_id="C0WARROOM", channel_name="inc-12-support", card_ts="1.2",
+        roles=(RoleHolder(Role.INCIDENT_COMMANDER, "U0IC"),),
+    )
+    return replace(incident, **changes)
+
+
+WORST_CASE = make_incident(
+    title="<script>&" + "very long title " * 30,
+    description="D" * 5000 + " <@U1> & <!channel>",
+    affected_systems=tuple(f"model-{i}" * 20 for i in range(40)),
+    resolved_at=NOW,
+    state=IncidentState.RESOLVED,
+)
+
+
+@pytest.fixture(scope="module")
+def renderer() -> Renderer:
+    return Renderer()
+
+
+def all_renderings(renderer: Renderer, incident: Incident) -> dict[str, dict[str, Any]]:
+    context = incident_context(incident)
+    return {
+        "incident_card": renderer.render("incident_card", incident=context, **vocabulary_context()),
+        "role_checklist": renderer.render(
+            "role_checklist", incident=context, role=role_context(Role.LEGAL_ADVISOR)
+        ),
+        "announcement": renderer.render("announcement", incident=context),
+        "executive_alert": renderer.render(
+            "executive_alert", incident=context, commander_id="U0IC"
+        ),
+        "urgent_commander_dm": renderer.render("urgent_commander_dm", incident=context),
+        "status": renderer.render(
+            "status", incident=context, timeline_count=3,
+            notifications=[{"audience": "executive_team", "tier": "immediate", "state": "sent",
+                            "sent_at": NOW}],
+        ),
+        "incident_list": renderer.render("incident_list", incidents=[context] * 60),
+        "help": renderer.render("help", commands=[("/incident help", "this list")]),
+        "user_error": renderer.render("user_error", message="bad <input>", usage="/incident x"),
+        "declaring": renderer.render("declaring", incident=context, created=True),
+        **{
+            f"war_room_notice:{kind}": renderer.render(
+                "war_room_notice", incident=context,
+                event={"kind": kind, "actor_id": "U1", "role_label": "Legal advisor",
+                       "user_id": "U2", "previous_id": "U3", "previous": "high"},
+            )
+            for kind in ("role_assigned", "severity_changed", "resolved")
+        },
+    }
+
+
+def all_views(renderer: Renderer, incident: Incident) -> dict[str, dict[str, Any]]:
+    context = incident_context(incident)
+    return {
+        "declare_modal": renderer.render(
+            "declare_modal", private_metadata=json.dumps({"channel_id": "C1"}),
+            let_warroom_decide="let_warroom_decide", flag_personal_data="personal_data",
+            flag_public_facing="public_facing", **vocabulary_context(),
+        ),
+        "declared_modal": renderer.render("declared_modal", incident=context, created=False),
+    }
+
+
+@pytest.mark.parametrize("incident", [make_incident(), WORST_CASE], ids=["typical", "worst-case"])
+def test_every_message_passes_block_kit_validation(renderer: Renderer, incident: Incident) -> None:
+    for name, message in all_renderings(renderer, incident).items():
+        assert check_message(message) == [], name
+        assert message["text"], name
+
+
+@pytest.mark.parametrize("incident", [make_incident(), WORST_CASE], ids=["typical", "worst-case"])
+def test_every_view_passes_block_kit_validation(renderer: Renderer, incident: Incident) -> None:
+    for name, view in all_views(renderer, incident).items():
+        assert check_view(view) == [], name
+
+
+def test_every_template_is_covered_by_these_tests(renderer: Renderer) -> None:
+    covered = {name.split(":")[0] for name in all_renderings(renderer, make_incident())}
+    covered |= set(all_views(renderer, make_incident()))
+    assert set(renderer.template_names()) == covered
+
+
+def test_card_shows_title_type_severity_state_roles_and_declaration(renderer: Renderer) -> None:
+    card = renderer.render(
+        "incident_card", incident=incident_context(make_incident()), **vocabulary_context()
+    )
+    text = json.dumps(card)
+    for expected in ("Incident #12: Support bot follows injected instructions", "Prompt injection",
+                     "critical", "declared", "Incident commander: <@U0IC>",
+                     "AI safety lead: _unassigned_", "by <@U0REPORTER>"):
+        assert expected in text
+    actions = [b for b in card["blocks"] if b["type"] == "actions"][0]
+    assert {e["action_id"] for e in actions["elements"]} == {
+        "incident_card_status", "incident_card_severity", "incident_card_resolve"
+    }
+
+
+def test_a_resolved_card_offers_no_buttons(renderer: Renderer) -> None:
+    card = renderer.render(
+        "incident_card", incident=incident_context(make_incident(state=IncidentState.RESOLVED)),
+        **vocabulary_context(),
+    )
+    assert not [b for b in card["blocks"] if b["type"] == "actions"]
+
+
+def test_user_text_cannot_inject_mentions_or_links(renderer: Renderer) -> None:
+    incident = make_incident(title="ping <!channel> and <https://evil|click>")
+    card = renderer.render("incident_card", incident=incident_context(incident),
+                           **vocabulary_context())
+    announcement = renderer.render("announcement", incident=incident_context(incident))
+    assert "&lt;!channel&gt;" in announcement["blocks"][0]["text"]["text"]
+    assert "<!channel>" not in json.dumps(announcement["blocks"])
+    # plain_text headers are not mrkdwn: Slack shows them literally, so they stay as typed
+    assert card["blocks"][0]["text"]["type"] == "plain_text"
+
+
+def test_escape_mrkdwn() -> None:
+    assert escape_mrkdwn("a < b & c > d") == "a &lt; b &amp; c &gt; d"
+
+
+def test_declare_modal_offers_the_vocabulary_and_let_warroom_decide(renderer: Renderer) -> None:
+    view = all_views(renderer, make_incident())["declare_modal"]
+    type_block = [b for b in view["blocks"] if b["block_id"] == "declare_type"][0]
+    values = [o["value"] for o in type_block["element"]["options"]]
+    assert values[0] == "let_warroom_decide"
+    assert set(values[1:]) == {t.value for t in IncidentType}
+    severity_block = [b for b in view["blocks"] if b["block_id"] == "declare_severity"][0]
+    assert [o["value"] for o in severity_block["element"]["options"]] == [
+        "critical", "high", "medium", "low"
+    ]
+    assert len(view["title"]["text"]) <= 24
