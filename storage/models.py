@@ -53,6 +53,15 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[str]: JSON}
 
 
+class CounterRow(Base):
+    """Named sequences without gaps; the row lock serialises concurrent declarations."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer)
+
+
 class IncidentRow(Base):
     __tablename__ = "incidents"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,12 +20,16 @@ from bot.domain.vocabulary import (
     Severity,
 )
 from storage.models import (
+    CounterRow,
     IncidentRow,
     NotificationRow,
     OutboundMessageRow,
     RoleAssignmentRow,
     TimelineEventRow,
 )
+
+
+INCIDENT_NUMBER = "incident_number"
 
 
 def to_incident(row: IncidentRow) -> Incident:
@@ -102,32 +106,41 @@ class IncidentRepository:
             )
         )
 
-    def add(self, declaration: Declaration, *, incident_type: IncidentType, now: datetime) -> int:
-        """Insert the incident with the next number; raises IntegrityError on a duplicate."""
-        next_number = select(func.coalesce(func.max(IncidentRow.number), 0) + 1).scalar_subquery()
-        incident_id: int | None = self._session.scalar(
-            insert(IncidentRow)
-            .values(
-                number=next_number,
-                dedup_key=declaration.dedup_key,
-                title=declaration.title,
-                description=declaration.description,
-                incident_type=incident_type.value,
-                severity=declaration.severity.value,
-                state=IncidentState.DECLARED.value,
-                reporter_id=declaration.reporter_id,
-                source=declaration.source.value,
-                affected_systems=list(declaration.affected_systems),
-                personal_data=declaration.personal_data,
-                public_facing=declaration.public_facing,
-                declared_at=now,
-                updated_at=now,
-            )
-            .returning(IncidentRow.id)
+    def next_number(self) -> int:
+        """Take the next incident number; holds a lock on the counter until commit."""
+        number = self._session.scalar(
+            update(CounterRow)
+            .where(CounterRow.name == INCIDENT_NUMBER)
+            .values(value=CounterRow.value + 1)
+            .returning(CounterRow.value)
         )
-        if incident_id is None:
-            raise RuntimeError("the database returned no id for the new incident")
-        return incident_id
+        if number is None:
+            raise RuntimeError("the incident counter is missing; run `warroom db upgrade`")
+        return number
+
+    def add(
+        self, declaration: Declaration, *, number: int, incident_type: IncidentType, now: datetime
+    ) -> int:
+        """Insert the incident; raises IntegrityError when its dedup key is taken."""
+        row = IncidentRow(
+            number=number,
+            dedup_key=declaration.dedup_key,
+            title=declaration.title,
+            description=declaration.description,
+            incident_type=incident_type.value,
+            severity=declaration.severity.value,
+            state=IncidentState.DECLARED.value,
+            reporter_id=declaration.reporter_id,
+            source=declaration.source.value,
+            affected_systems=list(declaration.affected_systems),
+            personal_data=declaration.personal_data,
+            public_facing=declaration.public_facing,
+            declared_at=now,
+            updated_at=now,
+        )
+        self._session.add(row)
+        self._session.flush()
+        return row.id
 
     def set_severity(self, incident_id: int, severity: Severity, *, now: datetime) -> None:
         row = self._row(incident_id)

@@ -94,6 +94,8 @@ def config() -> WarroomConfig:
 @pytest.fixture
 def emulator() -> Iterator[SlackEmulator]:
     with SlackEmulator() as running:
+        running.state.add_channel("incidents", channel_id="C0ANNOUNCE")
+        running.state.add_channel("exec-incidents", channel_id="C0EXEC")
         yield running
 
 
@@ -122,11 +124,6 @@ class ServedWarroom:
                 return
             time.sleep(0.02)
         raise AssertionError("condition not met in time")
-
-    def settle(self) -> None:
-        """Wait until no lazy listener is running."""
-        self.wait_for(lambda: self.app.executor._work_queue.qsize() == 0)
-        time.sleep(0.05)
 
 
 @pytest.fixture

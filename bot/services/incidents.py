@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Concurrent declarations may pick the same next number; the loser retries with a fresh one.
-_NUMBER_RACE_RETRIES = 5
+# The counter lock serialises declarations, so a duplicate is normally seen before the insert;
+# under weaker isolation the loser of a race meets the unique key and looks again.
+_DUPLICATE_RACE_RETRIES = 3
 
 
 @dataclass(frozen=True)
@@ -66,15 +67,16 @@ class IncidentService:
         incident_type = declaration.incident_type or infer_incident_type(
             title=declaration.title, description=declaration.description
         )
-        for _ in range(_NUMBER_RACE_RETRIES):
+        for _ in range(_DUPLICATE_RACE_RETRIES):
             with self._uow() as uow:
+                number = uow.incidents.next_number()
                 existing = uow.incidents.get_by_dedup_key(declaration.dedup_key)
                 if existing is not None:
                     return DeclarationResult(incident=existing, created=False)
                 now = self._clock.now()
                 try:
                     incident_id = uow.incidents.add(
-                        declaration, incident_type=incident_type, now=now
+                        declaration, number=number, incident_type=incident_type, now=now
                     )
                 except IntegrityError:
                     continue

@@ -97,8 +97,13 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("90s", timedelta(seconds=90)), ("15m", timedelta(minutes=15)),
-     ("1h", timedelta(hours=1)), ("3d", timedelta(days=3)), (60, timedelta(minutes=1))],
+    [
+        ("90s", timedelta(seconds=90)),
+        ("15m", timedelta(minutes=15)),
+        ("1h", timedelta(hours=1)),
+        ("3d", timedelta(days=3)),
+        (60, timedelta(minutes=1)),
+    ],
 )
 def test_durations(text: object, expected: timedelta) -> None:
     assert parse_duration(text) == expected

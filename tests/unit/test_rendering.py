@@ -28,12 +28,23 @@ NOW = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
 
 def make_incident(**changes: Any) -> Incident:
     incident = Incident(
-        id=1, number=12, title="Support bot follows injected instructions",
-        description="Customers saw the system prompt.", incident_type=IncidentType.PROMPT_INJECTION,
-        severity=Severity.CRITICAL, state=IncidentState.DECLARED, reporter_id="U0REPORTER",
-        source=IncidentSource.SLASH_COMMAND, declared_at=NOW, updated_at=NOW,
-        affected_systems=("support-v2",), personal_data=True, public_facing=True,
-        channel_id="C0WARROOM", channel_name="inc-12-support", card_ts="1.2",
+        id=1,
+        number=12,
+        title="Support bot follows injected instructions",
+        description="Customers saw the system prompt.",
+        incident_type=IncidentType.PROMPT_INJECTION,
+        severity=Severity.CRITICAL,
+        state=IncidentState.DECLARED,
+        reporter_id="U0REPORTER",
+        source=IncidentSource.SLASH_COMMAND,
+        declared_at=NOW,
+        updated_at=NOW,
+        affected_systems=("support-v2",),
+        personal_data=True,
+        public_facing=True,
+        channel_id="C0WARROOM",
+        channel_name="inc-12-support",
+        card_ts="1.2",
         roles=(RoleHolder(Role.INCIDENT_COMMANDER, "U0IC"),),
     )
     return replace(incident, **changes)
@@ -66,9 +77,12 @@ def all_renderings(renderer: Renderer, incident: Incident) -> dict[str, dict[str
         ),
         "urgent_commander_dm": renderer.render("urgent_commander_dm", incident=context),
         "status": renderer.render(
-            "status", incident=context, timeline_count=3,
-            notifications=[{"audience": "executive_team", "tier": "immediate", "state": "sent",
-                            "sent_at": NOW}],
+            "status",
+            incident=context,
+            timeline_count=3,
+            notifications=[
+                {"audience": "executive_team", "tier": "immediate", "state": "sent", "sent_at": NOW}
+            ],
         ),
         "incident_list": renderer.render("incident_list", incidents=[context] * 60),
         "help": renderer.render("help", commands=[("/incident help", "this list")]),
@@ -76,9 +90,16 @@ def all_renderings(renderer: Renderer, incident: Incident) -> dict[str, dict[str
         "declaring": renderer.render("declaring", incident=context, created=True),
         **{
             f"war_room_notice:{kind}": renderer.render(
-                "war_room_notice", incident=context,
-                event={"kind": kind, "actor_id": "U1", "role_label": "Legal advisor",
-                       "user_id": "U2", "previous_id": "U3", "previous": "high"},
+                "war_room_notice",
+                incident=context,
+                event={
+                    "kind": kind,
+                    "actor_id": "U1",
+                    "role_label": "Legal advisor",
+                    "user_id": "U2",
+                    "previous_id": "U3",
+                    "previous": "high",
+                },
             )
             for kind in ("role_assigned", "severity_changed", "resolved")
         },
@@ -89,9 +110,12 @@ def all_views(renderer: Renderer, incident: Incident) -> dict[str, dict[str, Any
     context = incident_context(incident)
     return {
         "declare_modal": renderer.render(
-            "declare_modal", private_metadata=json.dumps({"channel_id": "C1"}),
-            let_warroom_decide="let_warroom_decide", flag_personal_data="personal_data",
-            flag_public_facing="public_facing", **vocabulary_context(),
+            "declare_modal",
+            private_metadata=json.dumps({"channel_id": "C1"}),
+            let_warroom_decide="let_warroom_decide",
+            flag_personal_data="personal_data",
+            flag_public_facing="public_facing",
+            **vocabulary_context(),
         ),
         "declared_modal": renderer.render("declared_modal", incident=context, created=False),
     }
@@ -121,19 +145,28 @@ def test_card_shows_title_type_severity_state_roles_and_declaration(renderer: Re
         "incident_card", incident=incident_context(make_incident()), **vocabulary_context()
     )
     text = json.dumps(card)
-    for expected in ("Incident #12: Support bot follows injected instructions", "Prompt injection",
-                     "critical", "declared", "Incident commander: <@U0IC>",
-                     "AI safety lead: _unassigned_", "by <@U0REPORTER>"):
+    for expected in (
+        "Incident #12: Support bot follows injected instructions",
+        "Prompt injection",
+        "critical",
+        "declared",
+        "Incident commander: <@U0IC>",
+        "AI safety lead: _unassigned_",
+        "by <@U0REPORTER>",
+    ):
         assert expected in text
     actions = [b for b in card["blocks"] if b["type"] == "actions"][0]
     assert {e["action_id"] for e in actions["elements"]} == {
-        "incident_card_status", "incident_card_severity", "incident_card_resolve"
+        "incident_card_status",
+        "incident_card_severity",
+        "incident_card_resolve",
     }
 
 
 def test_a_resolved_card_offers_no_buttons(renderer: Renderer) -> None:
     card = renderer.render(
-        "incident_card", incident=incident_context(make_incident(state=IncidentState.RESOLVED)),
+        "incident_card",
+        incident=incident_context(make_incident(state=IncidentState.RESOLVED)),
         **vocabulary_context(),
     )
     assert not [b for b in card["blocks"] if b["type"] == "actions"]
@@ -141,8 +174,9 @@ def test_a_resolved_card_offers_no_buttons(renderer: Renderer) -> None:
 
 def test_user_text_cannot_inject_mentions_or_links(renderer: Renderer) -> None:
     incident = make_incident(title="ping <!channel> and <https://evil|click>")
-    card = renderer.render("incident_card", incident=incident_context(incident),
-                           **vocabulary_context())
+    card = renderer.render(
+        "incident_card", incident=incident_context(incident), **vocabulary_context()
+    )
     announcement = renderer.render("announcement", incident=incident_context(incident))
     assert "&lt;!channel&gt;" in announcement["blocks"][0]["text"]["text"]
     assert "<!channel>" not in json.dumps(announcement["blocks"])
@@ -162,6 +196,9 @@ def test_declare_modal_offers_the_vocabulary_and_let_warroom_decide(renderer: Re
     assert set(values[1:]) == {t.value for t in IncidentType}
     severity_block = [b for b in view["blocks"] if b["block_id"] == "declare_severity"][0]
     assert [o["value"] for o in severity_block["element"]["options"]] == [
-        "critical", "high", "medium", "low"
+        "critical",
+        "high",
+        "medium",
+        "low",
     ]
     assert len(view["title"]["text"]) <= 24
