@@ -18,8 +18,11 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="serve Slack requests and webhooks")
-    serve.add_argument("--socket-mode", action="store_true",
-                       help="talk to Slack over Socket Mode (needs SLACK_APP_TOKEN)")
+    serve.add_argument(
+        "--socket-mode",
+        action="store_true",
+        help="talk to Slack over Socket Mode (needs SLACK_APP_TOKEN)",
+    )
     serve.add_argument("--host", help="listen address (default WARROOM_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default WARROOM_PORT or 3000)")
 

@@ -63,8 +63,9 @@ class DemoContext:
         body: Any = response.text
         if response.headers.get("content-type", "").startswith("application/json"):
             body = response.json()
-        self.log.append({"step": step, "request": request, "status": response.status_code,
-                         "reply": body})
+        self.log.append(
+            {"step": step, "request": request, "status": response.status_code, "reply": body}
+        )
         if response.status_code != 200:
             raise RuntimeError(f"demo: {step} answered HTTP {response.status_code}: {body}")
 
@@ -85,7 +86,8 @@ def _declare(ctx: DemoContext) -> None:
         "A responder declares a critical incident",
         "declare critical Support assistant follows instructions hidden in uploaded PDFs "
         "type:prompt_injection model:support-assistant-v3",
-        user="U0DEMOREPORTER", channel=ctx.general_channel,
+        user="U0DEMOREPORTER",
+        channel=ctx.general_channel,
     )
     ctx.wait_until(_war_room_opened(ctx, 1), "incident #1's war room")
     incident = ctx.app.workflow.incidents.list_open()[0]
@@ -99,69 +101,113 @@ def _war_room_opened(ctx: DemoContext, number: int) -> Callable[[], bool]:
             i.number == number and i.war_room_opened_at is not None
             for i in ctx.app.workflow.incidents.list_open()
         )
+
     return opened
 
 
 def _status(ctx: DemoContext) -> None:
-    ctx.command("The commander asks for the status", "status",
-                user="U0DEMOIC", channel=ctx.war_room)
+    ctx.command(
+        "The commander asks for the status", "status", user="U0DEMOIC", channel=ctx.war_room
+    )
 
 
 def _hand_over_role(ctx: DemoContext) -> None:
     before = ctx.card_calls()
-    ctx.command("The AI safety lead role is handed over", "role safety <@U0DEMOSAFETY2|jonas>",
-                user="U0DEMOIC", channel=ctx.war_room)
+    ctx.command(
+        "The AI safety lead role is handed over",
+        "role safety <@U0DEMOSAFETY2|jonas>",
+        user="U0DEMOIC",
+        channel=ctx.war_room,
+    )
     ctx.wait_until(lambda: ctx.card_calls() > before, "the card to show the new role")
 
 
 def _severity(ctx: DemoContext) -> None:
     before = ctx.card_calls()
-    ctx.command("The commander lowers the severity once the model is in safe mode",
-                "severity high", user="U0DEMOIC", channel=ctx.war_room)
+    ctx.command(
+        "The commander lowers the severity once the model is in safe mode",
+        "severity high",
+        user="U0DEMOIC",
+        channel=ctx.war_room,
+    )
     ctx.wait_until(lambda: ctx.card_calls() > before, "the card to show the new severity")
 
 
 def _declare_with_form(ctx: DemoContext) -> None:
-    ctx.command("A data scientist opens the declaration form", "declare",
-                user="U0DEMODATA", channel=ctx.general_channel)
+    ctx.command(
+        "A data scientist opens the declaration form",
+        "declare",
+        user="U0DEMODATA",
+        channel=ctx.general_channel,
+    )
     ctx.wait_until(lambda: ctx.emulator.state.views(), "the declaration form")
     view = ctx.emulator.state.views()[-1]
     values = {
-        BlockId.DECLARE_TITLE: {ActionId.DECLARE_TITLE: {"type": "plain_text_input",
-                                                         "value": "Fraud model drifting"}},
-        BlockId.DECLARE_DESCRIPTION: {ActionId.DECLARE_DESCRIPTION: {
-            "type": "plain_text_input",
-            "value": "Approval rate up 9 points since Tuesday's feature pipeline change."}},
-        BlockId.DECLARE_SEVERITY: {ActionId.DECLARE_SEVERITY: {
-            "type": "static_select", "selected_option": {"value": "medium"}}},
-        BlockId.DECLARE_TYPE: {ActionId.DECLARE_TYPE: {
-            "type": "static_select", "selected_option": {"value": "let_warroom_decide"}}},
-        BlockId.DECLARE_AFFECTED: {ActionId.DECLARE_AFFECTED: {
-            "type": "plain_text_input", "value": "fraud-scorer-v7, feature-pipeline"}},
-        BlockId.DECLARE_FLAGS: {ActionId.DECLARE_FLAGS: {
-            "type": "checkboxes", "selected_options": [{"value": "personal_data"}]}},
+        BlockId.DECLARE_TITLE: {
+            ActionId.DECLARE_TITLE: {"type": "plain_text_input", "value": "Fraud model drifting"}
+        },
+        BlockId.DECLARE_DESCRIPTION: {
+            ActionId.DECLARE_DESCRIPTION: {
+                "type": "plain_text_input",
+                "value": "Approval rate up 9 points since Tuesday's feature pipeline change.",
+            }
+        },
+        BlockId.DECLARE_SEVERITY: {
+            ActionId.DECLARE_SEVERITY: {
+                "type": "static_select",
+                "selected_option": {"value": "medium"},
+            }
+        },
+        BlockId.DECLARE_TYPE: {
+            ActionId.DECLARE_TYPE: {
+                "type": "static_select",
+                "selected_option": {"value": "let_warroom_decide"},
+            }
+        },
+        BlockId.DECLARE_AFFECTED: {
+            ActionId.DECLARE_AFFECTED: {
+                "type": "plain_text_input",
+                "value": "fraud-scorer-v7, feature-pipeline",
+            }
+        },
+        BlockId.DECLARE_FLAGS: {
+            ActionId.DECLARE_FLAGS: {
+                "type": "checkboxes",
+                "selected_options": [{"value": "personal_data"}],
+            }
+        },
     }
-    response = ctx.slack.submit_view(view, json.loads(json.dumps(values)), user_id="U0DEMODATA",
-                                     view_id=view.get("id", "V0DEMO"))
+    response = ctx.slack.submit_view(
+        view, json.loads(json.dumps(values)), user_id="U0DEMODATA", view_id=view.get("id", "V0DEMO")
+    )
     ctx.record("The form is submitted", "view_submission: declare_incident_modal", response)
     ctx.wait_until(_war_room_opened(ctx, 2), "incident #2's war room")
 
 
 def _list(ctx: DemoContext) -> None:
-    ctx.command("Someone lists the open incidents", "list",
-                user="U0DEMOREPORTER", channel=ctx.general_channel)
+    ctx.command(
+        "Someone lists the open incidents",
+        "list",
+        user="U0DEMOREPORTER",
+        channel=ctx.general_channel,
+    )
 
 
 def _resolve(ctx: DemoContext) -> None:
     before = ctx.card_calls()
-    ctx.command("The commander resolves incident #1", "resolve",
-                user="U0DEMOIC", channel=ctx.war_room)
+    ctx.command(
+        "The commander resolves incident #1", "resolve", user="U0DEMOIC", channel=ctx.war_room
+    )
     ctx.wait_until(lambda: ctx.card_calls() > before, "the card to show the incident resolved")
 
 
 def _misuse(ctx: DemoContext) -> None:
-    ctx.command("A command that needs a war room, used elsewhere", "severity low",
-                user="U0DEMOREPORTER", channel=ctx.general_channel)
+    ctx.command(
+        "A command that needs a war room, used elsewhere",
+        "severity low",
+        user="U0DEMOREPORTER",
+        channel=ctx.general_channel,
+    )
 
 
 def demo_script() -> list[DemoStep]:
@@ -184,19 +230,22 @@ def demo_config(emulator: SlackEmulator) -> tuple[WarroomConfig, str]:
     for user_id, name in PEOPLE.items():
         state.add_user(user_id, name=name.split()[0].lower(), real_name=name)
     general = state.add_channel("general", members=list(PEOPLE))
-    config = parse_config({
-        "channel_prefix": "inc",
-        "announce_channel": state.add_channel("incidents"),
-        "roles": {
-            "incident_commander": ["U0DEMOIC"],
-            "ai_safety_lead": ["U0DEMOSAFETY"],
-            "security_analyst": ["U0DEMOSEC"],
-            "data_scientist": ["U0DEMODATA"],
-            "communications_lead": ["U0DEMOCOMMS"],
-            "legal_advisor": ["U0DEMOLEGAL"],
+    config = parse_config(
+        {
+            "channel_prefix": "inc",
+            "announce_channel": state.add_channel("incidents"),
+            "roles": {
+                "incident_commander": ["U0DEMOIC"],
+                "ai_safety_lead": ["U0DEMOSAFETY"],
+                "security_analyst": ["U0DEMOSEC"],
+                "data_scientist": ["U0DEMODATA"],
+                "communications_lead": ["U0DEMOCOMMS"],
+                "legal_advisor": ["U0DEMOLEGAL"],
+            },
+            "audiences": {"executive_team": [state.add_channel("exec-incidents")]},
         },
-        "audiences": {"executive_team": [state.add_channel("exec-incidents")]},
-    }, source="demo configuration")
+        source="demo configuration",
+    )
     return config, general
 
 
@@ -216,8 +265,7 @@ def run_demo(*, out: Path | None = None, quiet: bool = False) -> int:
         upgrade(engine)
         app = create_app(settings, config, engine=engine)
         server = BackgroundServer(app.asgi).start()
-        sender = SlackSender(server.url, response_url=emulator.response_url("demo"),
-                             secret=secret)
+        sender = SlackSender(server.url, response_url=emulator.response_url("demo"), secret=secret)
         ctx = DemoContext(app=app, emulator=emulator, slack=sender, general_channel=general)
         try:
             for name, step in demo_script():
@@ -242,6 +290,11 @@ def _write_replies(log: list[dict[str, Any]], path: Path) -> None:
     for entry in log:
         reply = entry["reply"]
         text = reply.get("text", "") if isinstance(reply, dict) else str(reply)
-        lines += [f"## {entry['step']}", f"`{entry['request']}` → HTTP {entry['status']}", "",
-                  f"> {text}" if text else "> (acknowledged; the answer follows in Slack)", ""]
+        lines += [
+            f"## {entry['step']}",
+            f"`{entry['request']}` → HTTP {entry['status']}",
+            "",
+            f"> {text}" if text else "> (acknowledged; the answer follows in Slack)",
+            "",
+        ]
     path.write_text("\n".join(lines), encoding="utf-8")

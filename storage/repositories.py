@@ -28,7 +28,6 @@ from storage.models import (
     TimelineEventRow,
 )
 
-
 INCIDENT_NUMBER = "incident_number"
 
 
@@ -108,7 +107,7 @@ class IncidentRepository:
 
     def next_number(self) -> int:
         """Take the next incident number; holds a lock on the counter until commit."""
-        number = self._session.scalar(
+        number: int | None = self._session.scalar(
             update(CounterRow)
             .where(CounterRow.name == INCIDENT_NUMBER)
             .values(value=CounterRow.value + 1)

@@ -71,9 +71,9 @@ def test_declaration_opens_the_war_room_in_order_and_exactly_once(
     assert len(topic) <= 250 and "Support bot leaks system prompt" in topic
     first = emulator.state.messages(channel)[0]
     assert first["text"].startswith(":large_orange_circle: Incident #1")
-    assert first["ts"] in [
-        p for p in emulator.state.channel_by_name("inc-1-support-bot-leaks-system-prompt")["pins"]
-    ]
+    war_room = emulator.state.channel_by_name("inc-1-support-bot-leaks-system-prompt")
+    assert war_room is not None
+    assert first["ts"] in war_room["pins"]
     # one checklist DM per role holder, the announcement, no critical alarm for "high"
     for user in ("U0COMMANDER", "U0SAFETY", "U0SECURITY", "U0DATA", "U0COMMS", "U0LEGAL"):
         dm = emulator.state.dm_channel(user)
