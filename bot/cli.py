@@ -42,8 +42,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one warroom command; configuration errors print one line and exit 2."""
     args = _parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.WARNING if args.command == "demo" else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for chatty in ("alembic", "httpx", "apscheduler"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     try:
         if args.command == "serve":
             from bot.serve import run_serve

@@ -20,6 +20,7 @@ import httpx
 from bot.app import Warroom, create_app
 from bot.config import WarroomConfig, parse_config
 from bot.emulator.server import SlackEmulator
+from bot.emulator.state import GENERAL_CHANNEL_ID
 from bot.emulator.signed_requests import SlackSender
 from bot.emulator.transcript import write_transcript
 from bot.ids import ActionId, BlockId
@@ -229,7 +230,7 @@ def demo_config(emulator: SlackEmulator) -> tuple[WarroomConfig, str]:
     state = emulator.state
     for user_id, name in PEOPLE.items():
         state.add_user(user_id, name=name.split()[0].lower(), real_name=name)
-    general = state.add_channel("general", members=list(PEOPLE))
+    general = GENERAL_CHANNEL_ID
     config = parse_config(
         {
             "channel_prefix": "inc",
@@ -290,6 +291,8 @@ def _write_replies(log: list[dict[str, Any]], path: Path) -> None:
     for entry in log:
         reply = entry["reply"]
         text = reply.get("text", "") if isinstance(reply, dict) else str(reply)
+        if isinstance(reply, dict) and reply.get("response_action") == "update":
+            text = reply["view"]["blocks"][0]["text"]["text"]
         lines += [
             f"## {entry['step']}",
             f"`{entry['request']}` → HTTP {entry['status']}",

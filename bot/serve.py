@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from slack_bolt.error import BoltError
+from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -14,6 +14,7 @@ from bot.config import load_config
 from bot.errors import ConfigurationError
 from bot.server import serve_forever
 from bot.settings import load_settings
+from bot.slack_gateway import build_web_client
 from storage.db import build_engine, is_sqlite, is_up_to_date, normalise_url, upgrade
 
 log = logging.getLogger(__name__)
@@ -37,17 +38,37 @@ def prepare_database(url: str) -> Engine:
     return engine
 
 
+def check_slack(client: WebClient, api_url: str) -> None:
+    """Fail at start, in one line, when Slack is unreachable or refuses the token."""
+    sdk_log = logging.getLogger("slack_sdk")
+    level = sdk_log.level
+    sdk_log.setLevel(logging.CRITICAL)  # the one line below says it all
+    try:
+        client.auth_test()
+    except SlackApiError as error:
+        code = error.response.get("error", "unknown_error") if error.response else "unknown"
+        raise ConfigurationError(f"SLACK_BOT_TOKEN: Slack refused it ({code})") from None
+    except (SlackClientError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise ConfigurationError(
+            f"SLACK_API_URL: cannot reach Slack at {api_url} ({reason})"
+        ) from None
+    finally:
+        sdk_log.setLevel(level)
+
+
 def run_serve(*, socket_mode: bool, host: str | None, port: int | None) -> int:
     settings = load_settings()
     settings.require_for_serving(socket_mode=socket_mode)
     config = load_config(settings.warroom_config)
+    assert settings.slack_bot_token is not None
+    client = build_web_client(
+        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
+    )
+    check_slack(client, settings.slack_api_url)
     engine = prepare_database(settings.database_url)
-    try:
-        app = create_app(settings, config, engine=engine, socket_mode=socket_mode)
-    except (BoltError, SlackApiError, SlackClientError) as error:
-        raise ConfigurationError(
-            f"SLACK_BOT_TOKEN: Slack did not accept it at {settings.slack_api_url} ({error})"
-        ) from None
+    log.info("database ready at the newest migration")
+    app = create_app(settings, config, engine=engine, web_client=client, socket_mode=socket_mode)
     app.start_background_work()
     handler = None
     if socket_mode:

@@ -1,0 +1,58 @@
+"""Health and metrics routes, and what the Slack route answers to junk."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+
+from bot.app import create_app
+from bot.config import WarroomConfig
+from bot.emulator.server import SlackEmulator
+from bot.ids import ActionId
+from bot.server import BackgroundServer
+from tests.conftest import ServedWarroom, make_settings
+
+pytestmark = pytest.mark.integration
+
+
+def test_healthz_is_ok_when_the_database_answers(served: ServedWarroom) -> None:
+    response = httpx.get(f"{served.server.url}/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_healthz_is_503_when_the_database_does_not(
+    emulator: SlackEmulator, config: WarroomConfig, tmp_path: object
+) -> None:
+    from storage.db import build_engine
+
+    broken: Engine = build_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    app = create_app(make_settings(emulator), config, engine=broken)
+    server = BackgroundServer(app.asgi).start()
+    try:
+        response = httpx.get(f"{server.url}/healthz", timeout=30)
+    finally:
+        server.stop()
+        app.close()
+    assert response.status_code == 503
+    assert response.json()["status"] == "unavailable"
+
+
+def test_metrics_count_slack_requests(served: ServedWarroom) -> None:
+    served.slack.command("help")
+    text = httpx.get(f"{served.server.url}/metrics").text
+    assert 'warroom_http_requests_total{route="/slack/events",status="200"} 1.0' in text
+    assert "warroom_http_request_seconds_bucket" in text
+
+
+def test_card_actions_have_listeners_and_unknown_actions_do_not(served: ServedWarroom) -> None:
+    for action in (ActionId.CARD_STATUS, ActionId.CARD_RESOLVE):
+        assert served.slack.click(action_id=action, value="999", channel_id="C1").status_code == 200
+    unknown = served.slack.click(action_id="no_such_action", value="1", channel_id="C1")
+    assert unknown.status_code == 404
+
+
+def test_unsigned_junk_is_refused(served: ServedWarroom) -> None:
+    response = httpx.post(f"{served.server.url}/slack/events", content=b"\x00garbage")
+    assert response.status_code == 401

@@ -1,0 +1,79 @@
+"""A war room left half-open by a Slack failure or a crash is finished after a restart,
+without doubling anything that was already done."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+
+import pytest
+from sqlalchemy import Engine
+
+from bot.app import create_app
+from bot.config import WarroomConfig
+from bot.emulator.server import SlackEmulator
+from bot.server import BackgroundServer
+from tests.conftest import ServedWarroom, make_settings
+
+pytestmark = pytest.mark.integration
+
+
+def test_half_open_war_room_is_finished_after_restart_without_duplicates(
+    served: ServedWarroom, emulator: SlackEmulator, sqlite_engine: Engine, config: WarroomConfig
+) -> None:
+    # The first card post fails hard (no retry applies), as during a Slack incident.
+    emulator.inject_fault("chat.postMessage", status=200, error="fatal_error", times=1)
+    served.slack.command("declare critical Half-open war room")
+    served.wait_for(
+        lambda: [c for c in emulator.calls("response_url") if "fatal_error" in json.dumps(c.params)]
+    )
+    incident = served.app.workflow.incidents.list_open()[0]
+    assert incident.channel_id is not None
+    assert incident.war_room_opened_at is None
+    served.server.stop()
+    served.app.close()
+
+    restarted = create_app(make_settings(emulator), config, engine=sqlite_engine)
+    server = BackgroundServer(restarted.asgi).start()
+    try:
+        restarted.start_background_work()
+        deadline = time.monotonic() + 10
+        while restarted.workflow.incidents.get(incident.id).war_room_opened_at is None:
+            assert time.monotonic() < deadline, "the sweep did not finish the war room"
+            time.sleep(0.05)
+    finally:
+        server.stop()
+        restarted.close()
+
+    ok = Counter(c.method for c in emulator.calls() if c.ok)
+    assert ok["conversations.create"] == 1
+    assert ok["conversations.setTopic"] == 1
+    assert ok["conversations.invite"] == 1
+    assert ok["pins.add"] == 1
+    # card + 6 checklists + urgent DM + announcement + executive alert
+    assert ok["chat.postMessage"] == 10
+    assert len(emulator.state.messages("C0EXEC")) == 1
+    assert emulator.state.messages(incident.channel_id)[0]["text"].startswith(":red_circle:")
+
+
+def test_a_second_replica_does_not_open_the_same_war_room_twice(
+    served: ServedWarroom, emulator: SlackEmulator, sqlite_engine: Engine, config: WarroomConfig
+) -> None:
+    replica = create_app(make_settings(emulator), config, engine=sqlite_engine)
+    try:
+        served.slack.command("declare high Two replicas")
+        served.wait_for(lambda: served.app.workflow.incidents.list_open())
+        incident = served.app.workflow.incidents.list_open()[0]
+        replica.workflow.war_rooms.open_pending_war_rooms()
+        served.wait_for(
+            lambda: served.app.workflow.incidents.get(incident.id).war_room_opened_at is not None
+        )
+        replica.workflow.war_rooms.open_pending_war_rooms()
+        time.sleep(0.3)
+    finally:
+        replica.close()
+    ok = Counter(c.method for c in emulator.calls() if c.ok)
+    assert ok["conversations.create"] == 1
+    assert ok["pins.add"] == 1
+    assert ok["chat.postMessage"] == 8  # card + 6 checklists + announcement
