@@ -20,8 +20,8 @@ import httpx
 from bot.app import Warroom, create_app
 from bot.config import WarroomConfig, parse_config
 from bot.emulator.server import SlackEmulator
-from bot.emulator.state import GENERAL_CHANNEL_ID
 from bot.emulator.signed_requests import SlackSender
+from bot.emulator.state import GENERAL_CHANNEL_ID
 from bot.emulator.transcript import write_transcript
 from bot.ids import ActionId, BlockId
 from bot.server import BackgroundServer

@@ -41,6 +41,7 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=False,
+            auto_reload=False,
         )
         self._env.filters["mrkdwn"] = escape_mrkdwn
         self._env.filters["clip"] = clip

@@ -41,6 +41,9 @@ HELP = [
 ]
 
 
+_FOLLOW_UP = (OpenDeclareModal, DeclareNow, AssignRole, ChangeSeverity, ResolveIncident)
+
+
 def declaration_from(command: dict[str, Any], parsed: DeclareNow) -> Declaration:
     return Declaration(
         title=parsed.title,
@@ -68,7 +71,16 @@ def register(app: App, workflow: IncidentWorkflow) -> None:
         with replying_to_errors(respond, workflow):
             _finish(parsed, command, workflow)
 
-    app.command(SLASH_COMMAND)(ack=answer_command, lazy=[finish_command])
+    def has_follow_up(command: dict[str, Any]) -> bool:
+        try:
+            return isinstance(parse_command(command.get("text", "")), _FOLLOW_UP)
+        except UserError:
+            return False
+
+    # Reads (help, list, status) and usage errors are answered in the ack alone; only commands
+    # with Slack work to do pay for a lazy listener.
+    app.command(SLASH_COMMAND, matchers=[has_follow_up])(ack=answer_command, lazy=[finish_command])
+    app.command(SLASH_COMMAND)(answer_command)
 
 
 def _answer(

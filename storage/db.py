@@ -54,9 +54,16 @@ def _configure_sqlite(dbapi_connection: Any, _record: ConnectionPoolEntry) -> No
     cursor.close()
 
 
+READ_ONLY = "warroom_read_only"
+
+
 def _begin_immediate(connection: Any) -> None:
-    # Writers queue on the busy timeout instead of failing with "database is locked" mid-way.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # Writers take the write lock up front and queue on the busy timeout, instead of failing
+    # with "database is locked" when a read turns into a write; readers never wait (WAL).
+    if connection.get_execution_options().get(READ_ONLY):
+        connection.exec_driver_sql("BEGIN")
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def alembic_config(engine: Engine) -> Config:

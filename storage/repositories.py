@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from bot.domain.incident import Declaration, Incident, RoleHolder
 from bot.domain.vocabulary import (
@@ -29,10 +29,12 @@ from storage.models import (
 )
 
 INCIDENT_NUMBER = "incident_number"
+_OPEN_STATES = [state.value for state in IncidentState if state.is_open]
+_ROLE_RANK = {role.value: rank for rank, role in enumerate(Role)}
 
 
-def to_incident(row: IncidentRow) -> Incident:
-    """A plain snapshot of an incident row and its current role holders."""
+def to_incident(row: IncidentRow, *, with_roles: bool = True) -> Incident:
+    """A plain snapshot of an incident row and (unless told not to) its role holders."""
     return Incident(
         id=row.id,
         number=row.number,
@@ -55,8 +57,10 @@ def to_incident(row: IncidentRow) -> Incident:
         war_room_opened_at=row.war_room_opened_at,
         roles=tuple(
             RoleHolder(role=Role(a.role), user_id=a.user_id)
-            for a in sorted(row.roles, key=lambda a: list(Role).index(Role(a.role)))
-        ),
+            for a in sorted(row.roles, key=lambda a: _ROLE_RANK[a.role])
+        )
+        if with_roles
+        else (),
     )
 
 
@@ -86,14 +90,23 @@ class IncidentRepository:
         row = self._session.scalar(select(IncidentRow).where(IncidentRow.number == number))
         return to_incident(row) if row else None
 
-    def list_open(self) -> list[Incident]:
-        open_states = [state.value for state in IncidentState if state.is_open]
-        rows = self._session.scalars(
+    def list_open(self, *, with_roles: bool = True, limit: int | None = None) -> list[Incident]:
+        """Open incidents, newest first; without roles the snapshots carry none (cheaper)."""
+        query = (
             select(IncidentRow)
-            .where(IncidentRow.state.in_(open_states))
+            .where(IncidentRow.state.in_(_OPEN_STATES))
             .order_by(IncidentRow.number.desc())
+            .limit(limit)
         )
-        return [to_incident(row) for row in rows]
+        if not with_roles:
+            query = query.options(lazyload(IncidentRow.roles))
+        return [to_incident(row, with_roles=with_roles) for row in self._session.scalars(query)]
+
+    def count_open(self) -> int:
+        return int(
+            self._session.scalar(select(func.count()).where(IncidentRow.state.in_(_OPEN_STATES)))
+            or 0
+        )
 
     def list_without_war_room(self) -> list[int]:
         """Ids of incidents whose war room has not been fully opened yet."""

@@ -7,6 +7,7 @@ from types import TracebackType
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.db import READ_ONLY
 from storage.repositories import (
     IncidentRepository,
     NotificationRepository,
@@ -56,6 +57,10 @@ class UnitOfWorkFactory:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._session_factory = sessionmaker(engine, expire_on_commit=False)
+        self._read_session_factory = sessionmaker(
+            engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
+        )
 
-    def __call__(self) -> UnitOfWork:
-        return UnitOfWork(self._session_factory)
+    def __call__(self, *, read_only: bool = False) -> UnitOfWork:
+        """A unit of work; `read_only` ones never wait for SQLite's write lock."""
+        return UnitOfWork(self._read_session_factory if read_only else self._session_factory)

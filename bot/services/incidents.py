@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +17,7 @@ from bot.domain.vocabulary import IncidentState, Role, Severity
 from bot.errors import NotFoundError, NotInWarRoomError, UserError
 
 if TYPE_CHECKING:
-    from storage.unit_of_work import UnitOfWork
+    from storage.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +54,7 @@ class IncidentStatus:
 
 
 class IncidentService:
-    def __init__(
-        self, *, uow: Callable[[], UnitOfWork], clock: Clock, config: WarroomConfig
-    ) -> None:
+    def __init__(self, *, uow: UnitOfWorkFactory, clock: Clock, config: WarroomConfig) -> None:
         self._uow = uow
         self._clock = clock
         self._config = config
@@ -117,7 +114,7 @@ class IncidentService:
             )
 
     def get(self, incident_id: int) -> Incident:
-        with self._uow() as uow:
+        with self._uow(read_only=True) as uow:
             incident = uow.incidents.get(incident_id)
         if incident is None:
             raise NotFoundError(f"There is no incident with id {incident_id}.")
@@ -125,7 +122,7 @@ class IncidentService:
 
     def get_in_war_room_or_raise(self, channel_id: str) -> Incident:
         """The incident whose war room this channel is, or NotInWarRoomError."""
-        with self._uow() as uow:
+        with self._uow(read_only=True) as uow:
             incident = uow.incidents.get_by_channel(channel_id)
         if incident is None:
             raise NotInWarRoomError(
@@ -135,11 +132,18 @@ class IncidentService:
         return incident
 
     def list_open(self) -> list[Incident]:
-        with self._uow() as uow:
+        with self._uow(read_only=True) as uow:
             return uow.incidents.list_open()
 
+    def list_open_summaries(self, *, limit: int) -> tuple[list[Incident], int]:
+        """The newest `limit` open incidents without their roles, and how many are open."""
+        with self._uow(read_only=True) as uow:
+            return uow.incidents.list_open(with_roles=False, limit=limit), (
+                uow.incidents.count_open()
+            )
+
     def status(self, incident_id: int) -> IncidentStatus:
-        with self._uow() as uow:
+        with self._uow(read_only=True) as uow:
             incident = uow.incidents.get(incident_id)
             if incident is None:
                 raise NotFoundError(f"There is no incident with id {incident_id}.")

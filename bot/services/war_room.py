@@ -18,7 +18,7 @@ from bot.rendering import Renderer
 from bot.slack_gateway import ChannelNameTakenError, SlackGateway
 
 if TYPE_CHECKING:
-    from storage.unit_of_work import UnitOfWork
+    from storage.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class WarRoomService:
     def __init__(
         self,
         *,
-        uow: Callable[[], UnitOfWork],
+        uow: UnitOfWorkFactory,
         slack: SlackGateway,
         renderer: Renderer,
         config: WarroomConfig,
@@ -83,7 +83,7 @@ class WarRoomService:
 
     def open_pending_war_rooms(self) -> int:
         """Finish opening every war room a crash or a Slack outage left half-open."""
-        with self._uow() as uow:
+        with self._uow(read_only=True) as uow:
             pending = uow.incidents.list_without_war_room()
         opened = 0
         for incident_id in pending:
@@ -238,7 +238,7 @@ class WarRoomService:
     # -- plumbing ------------------------------------------------------------------------
 
     def _incident(self, incident_id: int) -> Incident:
-        with self._uow() as uow:
+        with self._uow(read_only=True) as uow:
             incident = uow.incidents.get(incident_id)
         if incident is None:
             raise LookupError(f"no incident with id {incident_id}")

@@ -15,6 +15,9 @@ from bot.services.incidents import DeclarationResult, IncidentService
 from bot.services.war_room import WarRoomService
 from bot.slack_gateway import SlackGateway
 
+# Slack allows 50 blocks a message: a heading, 40 incidents and an "and N more" line.
+LIST_LIMIT = 40
+
 
 @dataclass
 class IncidentWorkflow:
@@ -78,8 +81,10 @@ class IncidentWorkflow:
         return self.renderer.render("help", commands=commands)
 
     def list_message(self) -> dict[str, Any]:
-        incidents = [incident_context(i) for i in self.incidents.list_open()]
-        return self.renderer.render("incident_list", incidents=incidents)
+        incidents, total = self.incidents.list_open_summaries(limit=LIST_LIMIT)
+        return self.renderer.render(
+            "incident_list", incidents=[incident_context(i) for i in incidents], total=total
+        )
 
     def status_message(self, incident: Incident) -> dict[str, Any]:
         status = self.incidents.status(incident.id)

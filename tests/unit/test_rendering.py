@@ -84,7 +84,7 @@ def all_renderings(renderer: Renderer, incident: Incident) -> dict[str, dict[str
                 {"audience": "executive_team", "tier": "immediate", "state": "sent", "sent_at": NOW}
             ],
         ),
-        "incident_list": renderer.render("incident_list", incidents=[context] * 60),
+        "incident_list": renderer.render("incident_list", incidents=[context] * 40, total=75),
         "help": renderer.render("help", commands=[("/incident help", "this list")]),
         "user_error": renderer.render("user_error", message="bad <input>", usage="/incident x"),
         "declaring": renderer.render("declaring", incident=context, created=True),
