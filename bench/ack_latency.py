@@ -16,7 +16,6 @@ import argparse
 import logging
 import math
 import multiprocessing
-import socket
 import sys
 import tempfile
 import threading
@@ -251,20 +250,9 @@ def build_bare(emulator: SlackEmulator) -> Starlette:
     return Starlette(routes=build_routes(bolt=bolt, database_ok=lambda: True, metrics=metrics))
 
 
-def serve(app: Starlette, *, nodelay: bool) -> BackgroundServer:
-    """Serve on BackgroundServer; with `nodelay`, on a listening socket with TCP_NODELAY.
-
-    BackgroundServer binds `socket.socket(AF_INET, SOCK_STREAM)`, whose proto is 0, and asyncio
-    only sets TCP_NODELAY on accepted sockets whose proto is IPPROTO_TCP. Without it, uvicorn's
-    separate writes of headers and body meet Nagle and the client's delayed ACK: every response
-    with a body takes ~40 ms more on loopback. `serve_forever` (uvicorn binds itself) is not
-    affected, so by default the benchmark sets the option, which accepted sockets inherit.
-    """
-    server = BackgroundServer(app)
-    listener = getattr(server, "_socket", None)
-    if nodelay and isinstance(listener, socket.socket):
-        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return server.start()
+def serve(app: Starlette) -> BackgroundServer:
+    """Serve on the same server stack warroom's tests use (uvicorn, TCP_NODELAY on)."""
+    return BackgroundServer(app).start()
 
 
 # ----- reporting -------------------------------------------------------------------------------
@@ -373,11 +361,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--database-url", default=None, help="default: a temp SQLite file; or a PostgreSQL URL"
     )
-    parser.add_argument(
-        "--as-is",
-        action="store_true",
-        help="serve on BackgroundServer's socket unchanged (no TCP_NODELAY; ~40 ms per body)",
-    )
     parser.add_argument("--warmup", type=int, default=WARMUP_REQUESTS, help="per run (30)")
     return parser.parse_args(argv)
 
@@ -397,16 +380,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         seed(warroom, SEEDED_INCIDENTS)
         servers = {
-            "bare": serve(build_bare(emulator), nodelay=not args.as_is),
-            "warroom": serve(warroom.asgi, nodelay=not args.as_is),
+            "bare": serve(build_bare(emulator)),
+            "warroom": serve(warroom.asgi),
         }
         expects: dict[str, str | None] = {"bare": None, "warroom": WARROOM_EXPECTS}
         response_url = emulator.response_url("bench")
         print(
             f"database {engine.url.render_as_string(hide_password=True)}, "
             f"{SEEDED_INCIDENTS} open incidents, {args.requests} requests per run "
-            f"(+{args.warmup} warm-up), load from a separate process, "
-            f"TCP_NODELAY {'as BackgroundServer leaves it' if args.as_is else 'on'}"
+            f"(+{args.warmup} warm-up), load from a separate process"
         )
         try:
             for concurrency in args.concurrency:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.domain.incident import Incident
+from bot.domain.incident import Incident, IncidentSummary
 from bot.domain.roles import RESPONSIBILITIES
 from bot.domain.vocabulary import IncidentType, Role, Severity
 
@@ -37,6 +37,19 @@ def incident_context(incident: Incident) -> dict[str, Any]:
             {"role": role.value, "label": role.label, "user_id": incident.holder(role)}
             for role in Role
         ],
+    }
+
+
+def summary_context(summary: IncidentSummary) -> dict[str, Any]:
+    """What a line in a list of incidents shows."""
+    return {
+        "number": summary.number,
+        "title": summary.title,
+        "type_label": summary.incident_type.label,
+        "severity": summary.severity.value,
+        "severity_emoji": summary.severity.emoji,
+        "state": summary.state.value,
+        "channel_id": summary.channel_id,
     }
 
 

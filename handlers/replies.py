@@ -15,6 +15,20 @@ log = logging.getLogger("warroom.handlers")
 
 Reply = Callable[..., Any]
 
+# Where an ack function leaves work for its lazy listener: Bolt hands lazy listeners a copy
+# of the context as it stood after the ack function returned.
+FOLLOW_UP = "warroom_follow_up"
+REPLY_LATER = "warroom_reply_later"
+
+
+def keep_reply(context: dict[str, Any]) -> Reply:
+    """A reply function that stores the message for the lazy listener to send."""
+
+    def store(**message: Any) -> None:
+        context[REPLY_LATER] = message
+
+    return store
+
 
 @contextmanager
 def replying_to_errors(reply: Reply, workflow: IncidentWorkflow) -> Iterator[None]:

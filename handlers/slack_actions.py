@@ -1,49 +1,62 @@
-"""Buttons and menus on the incident card."""
+"""Buttons and menus on the incident card: the change is stored in the ack, Slack after it."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App, BoltContext, Respond
 
 from bot.domain.vocabulary import parse_severity
 from bot.errors import UserError
 from bot.ids import ActionId
 from bot.services.workflow import IncidentWorkflow
-from handlers.replies import replying_to_errors
+from handlers.replies import FOLLOW_UP, REPLY_LATER, keep_reply, replying_to_errors
 
 
-def _incident_id(action: dict[str, Any]) -> int:
-    raw = action.get("value") or action.get("selected_option", {}).get("value", "")
+def _incident_id(raw: str) -> int:
     try:
-        return int(str(raw).split(":", 1)[0])
+        return int(raw.split(":", 1)[0])
     except ValueError:
-        raise UserError("This button belongs to a card warroom no longer understands.") from None
+        raise UserError("This control belongs to a card warroom no longer understands.") from None
 
 
 def register(app: App, workflow: IncidentWorkflow) -> None:
-    def ack_only(ack: Ack) -> None:
+    def reply_later(context: BoltContext, respond: Respond) -> None:
+        """Send what the ack function decided: an error, a status, or the Slack follow-up."""
+        if REPLY_LATER in context:
+            respond(**context[REPLY_LATER], replace_original=False)
+        elif FOLLOW_UP in context:
+            with replying_to_errors(respond, workflow):
+                workflow.follow_up(context[FOLLOW_UP])
+
+    def show_status(ack: Ack, action: dict[str, Any], context: BoltContext) -> None:
         ack()
+        with replying_to_errors(keep_reply(context), workflow):
+            incident = workflow.incidents.get(_incident_id(action.get("value", "")))
+            context[REPLY_LATER] = workflow.status_message(incident)
 
-    def show_status(action: dict[str, Any], respond: Respond) -> None:
-        with replying_to_errors(respond, workflow):
-            incident = workflow.incidents.get(_incident_id(action))
-            respond(**workflow.status_message(incident), replace_original=False)
-
-    def change_severity(action: dict[str, Any], body: dict[str, Any], respond: Respond) -> None:
-        with replying_to_errors(respond, workflow):
+    def change_severity(
+        ack: Ack, action: dict[str, Any], body: dict[str, Any], context: BoltContext
+    ) -> None:
+        ack()
+        with replying_to_errors(keep_reply(context), workflow):
             value = action.get("selected_option", {}).get("value", "")
             severity = parse_severity(value.split(":", 1)[-1])
             if severity is None:
                 raise UserError(f"`{value}` is not a severity.")
-            workflow.change_severity(
-                incident_id=_incident_id(action), severity=severity, actor_id=body["user"]["id"]
+            context[FOLLOW_UP] = workflow.change_severity(
+                incident_id=_incident_id(value), severity=severity, actor_id=body["user"]["id"]
             )
 
-    def resolve(action: dict[str, Any], body: dict[str, Any], respond: Respond) -> None:
-        with replying_to_errors(respond, workflow):
-            workflow.resolve(incident_id=_incident_id(action), actor_id=body["user"]["id"])
+    def resolve(
+        ack: Ack, action: dict[str, Any], body: dict[str, Any], context: BoltContext
+    ) -> None:
+        ack()
+        with replying_to_errors(keep_reply(context), workflow):
+            context[FOLLOW_UP] = workflow.resolve(
+                incident_id=_incident_id(action.get("value", "")), actor_id=body["user"]["id"]
+            )
 
-    app.action(ActionId.CARD_STATUS.value)(ack=ack_only, lazy=[show_status])
-    app.action(ActionId.CARD_SEVERITY.value)(ack=ack_only, lazy=[change_severity])
-    app.action(ActionId.CARD_RESOLVE.value)(ack=ack_only, lazy=[resolve])
+    app.action(ActionId.CARD_STATUS.value)(ack=show_status, lazy=[reply_later])
+    app.action(ActionId.CARD_SEVERITY.value)(ack=change_severity, lazy=[reply_later])
+    app.action(ActionId.CARD_RESOLVE.value)(ack=resolve, lazy=[reply_later])

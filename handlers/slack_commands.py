@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App, BoltContext, Respond
 
 from bot.domain.commands import (
     USAGE,
@@ -23,8 +23,8 @@ from bot.domain.incident import Declaration
 from bot.domain.vocabulary import IncidentSource
 from bot.errors import UserError
 from bot.ids import SLASH_COMMAND
-from bot.services.workflow import IncidentWorkflow
-from handlers.replies import replying_to_errors
+from bot.services.workflow import FollowUp, IncidentWorkflow, OpenDeclareForm, OpenWarRoom
+from handlers.replies import FOLLOW_UP, replying_to_errors
 
 HELP = [
     (USAGE["declare"].split(" [", 1)[0], "open the declaration form"),
@@ -41,7 +41,7 @@ HELP = [
 ]
 
 
-_FOLLOW_UP = (OpenDeclareModal, DeclareNow, AssignRole, ChangeSeverity, ResolveIncident)
+_WITH_FOLLOW_UP = (OpenDeclareModal, DeclareNow, AssignRole, ChangeSeverity, ResolveIncident)
 
 
 def declaration_from(command: dict[str, Any], parsed: DeclareNow) -> Declaration:
@@ -58,22 +58,21 @@ def declaration_from(command: dict[str, Any], parsed: DeclareNow) -> Declaration
 
 
 def register(app: App, workflow: IncidentWorkflow) -> None:
-    def answer_command(ack: Ack, command: dict[str, Any]) -> None:
+    def answer_command(ack: Ack, command: dict[str, Any], context: BoltContext) -> None:
         with replying_to_errors(ack, workflow):
-            parsed = parse_command(command.get("text", ""))
-            ack(**_answer(parsed, command, workflow))
+            reply, follow_up = _answer(parse_command(command.get("text", "")), command, workflow)
+            context[FOLLOW_UP] = follow_up
+            ack(**reply)
 
-    def finish_command(command: dict[str, Any], respond: Respond) -> None:
-        try:
-            parsed = parse_command(command.get("text", ""))
-        except UserError:
-            return  # already answered in the ack
-        with replying_to_errors(respond, workflow):
-            _finish(parsed, command, workflow)
+    def finish_command(context: BoltContext, respond: Respond) -> None:
+        follow_up = context.get(FOLLOW_UP)
+        if follow_up is not None:
+            with replying_to_errors(respond, workflow):
+                workflow.follow_up(follow_up)
 
     def has_follow_up(command: dict[str, Any]) -> bool:
         try:
-            return isinstance(parse_command(command.get("text", "")), _FOLLOW_UP)
+            return isinstance(parse_command(command.get("text", "")), _WITH_FOLLOW_UP)
         except UserError:
             return False
 
@@ -85,41 +84,33 @@ def register(app: App, workflow: IncidentWorkflow) -> None:
 
 def _answer(
     parsed: IncidentCommand, command: dict[str, Any], workflow: IncidentWorkflow
-) -> dict[str, Any]:
-    """The reply inside Slack's 3 seconds: quick reads, or the stored declaration."""
-    channel_id = command.get("channel_id", "")
-    match parsed:
-        case ShowHelp():
-            return workflow.help_message(HELP)
-        case ListIncidents():
-            return workflow.list_message()
-        case ShowStatus():
-            return workflow.status_message(workflow.incidents.get_in_war_room_or_raise(channel_id))
-        case DeclareNow():
-            return workflow.declaring_message(workflow.declare(declaration_from(command, parsed)))
-        case AssignRole() | ChangeSeverity() | ResolveIncident():
-            workflow.incidents.get_in_war_room_or_raise(channel_id)
-    return {}
-
-
-def _finish(parsed: IncidentCommand, command: dict[str, Any], workflow: IncidentWorkflow) -> None:
-    """The work after the ack: Slack calls that may be slow or rate limited."""
+) -> tuple[dict[str, Any], FollowUp | None]:
+    """Inside Slack's 3 seconds: read, or store the change (in arrival order), and reply."""
     channel_id, user_id = command.get("channel_id", ""), command["user_id"]
     match parsed:
+        case ShowHelp():
+            return workflow.help_message(HELP), None
+        case ListIncidents():
+            return workflow.list_message(), None
+        case ShowStatus():
+            incident = workflow.incidents.get_in_war_room_or_raise(channel_id)
+            return workflow.status_message(incident), None
         case OpenDeclareModal():
-            workflow.open_declare_modal(
+            return {}, OpenDeclareForm(
                 trigger_id=command["trigger_id"], origin_channel_id=channel_id
             )
         case DeclareNow():
             result = workflow.declare(declaration_from(command, parsed))
-            workflow.open_war_room(result.incident.id)
+            return workflow.declaring_message(result), OpenWarRoom(result.incident.id)
         case AssignRole(role=role, user_id=assignee):
-            workflow.assign_role(
+            return {}, workflow.assign_role(
                 channel_id=channel_id, role=role, user_id=assignee, actor_id=user_id
             )
         case ChangeSeverity(severity=severity):
             incident = workflow.incidents.get_in_war_room_or_raise(channel_id)
-            workflow.change_severity(incident_id=incident.id, severity=severity, actor_id=user_id)
+            return {}, workflow.change_severity(
+                incident_id=incident.id, severity=severity, actor_id=user_id
+            )
         case ResolveIncident():
             incident = workflow.incidents.get_in_war_room_or_raise(channel_id)
-            workflow.resolve(incident_id=incident.id, actor_id=user_id)
+            return {}, workflow.resolve(incident_id=incident.id, actor_id=user_id)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 
 from bot.domain.incident import Declaration
 from bot.domain.vocabulary import IncidentSource, parse_incident_type, parse_severity
 from bot.errors import ExternalServiceError, UserError
 from bot.ids import FLAG_PERSONAL_DATA, FLAG_PUBLIC_FACING, ActionId, BlockId, CallbackId
-from bot.services.workflow import IncidentWorkflow
+from bot.services.workflow import IncidentWorkflow, OpenWarRoom
+from handlers.replies import FOLLOW_UP
 
 log = logging.getLogger(__name__)
 
@@ -72,22 +73,22 @@ def declaration_from_view(view: dict[str, Any], user_id: str) -> Declaration:
 
 
 def register(app: App, workflow: IncidentWorkflow) -> None:
-    def answer_submission(ack: Ack, body: dict[str, Any]) -> None:
+    def answer_submission(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
         try:
             declaration = declaration_from_view(body["view"], body["user"]["id"])
         except FieldError as error:
             ack(response_action="errors", errors={error.block_id.value: error.user_message})
             return
         result = workflow.declare(declaration)
+        context[FOLLOW_UP] = OpenWarRoom(result.incident.id)
         ack(response_action="update", view=workflow.declared_modal(result))
 
-    def open_war_room(body: dict[str, Any]) -> None:
+    def open_war_room(context: BoltContext) -> None:
+        follow_up = context.get(FOLLOW_UP)
+        if follow_up is None:
+            return
         try:
-            declaration = declaration_from_view(body["view"], body["user"]["id"])
-        except FieldError:
-            return  # already answered in the ack
-        try:
-            workflow.open_war_room(workflow.declare(declaration).incident.id)
+            workflow.follow_up(follow_up)
         except ExternalServiceError as error:
             log.warning("war room not opened yet, the sweep will retry: %s", error)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm import Session
 
-from bot.domain.incident import Declaration, Incident, RoleHolder
+from bot.domain.incident import Declaration, Incident, IncidentSummary, RoleHolder
 from bot.domain.vocabulary import (
     Audience,
     IncidentSource,
@@ -30,11 +30,28 @@ from storage.models import (
 
 INCIDENT_NUMBER = "incident_number"
 _OPEN_STATES = [state.value for state in IncidentState if state.is_open]
+# Built once: `/incident list` is the hottest read, and building the statement costs more
+# than running it.
+_OPEN_SUMMARIES = (
+    select(
+        IncidentRow.id,
+        IncidentRow.number,
+        IncidentRow.title,
+        IncidentRow.incident_type,
+        IncidentRow.severity,
+        IncidentRow.state,
+        IncidentRow.channel_id,
+        func.count().over().label("total"),
+    )
+    .where(IncidentRow.state.in_(_OPEN_STATES))
+    .order_by(IncidentRow.number.desc())
+    .limit(bindparam("limit"))
+)
 _ROLE_RANK = {role.value: rank for rank, role in enumerate(Role)}
 
 
-def to_incident(row: IncidentRow, *, with_roles: bool = True) -> Incident:
-    """A plain snapshot of an incident row and (unless told not to) its role holders."""
+def to_incident(row: IncidentRow) -> Incident:
+    """A plain snapshot of an incident row and its current role holders."""
     return Incident(
         id=row.id,
         number=row.number,
@@ -58,9 +75,7 @@ def to_incident(row: IncidentRow, *, with_roles: bool = True) -> Incident:
         roles=tuple(
             RoleHolder(role=Role(a.role), user_id=a.user_id)
             for a in sorted(row.roles, key=lambda a: _ROLE_RANK[a.role])
-        )
-        if with_roles
-        else (),
+        ),
     )
 
 
@@ -90,23 +105,31 @@ class IncidentRepository:
         row = self._session.scalar(select(IncidentRow).where(IncidentRow.number == number))
         return to_incident(row) if row else None
 
-    def list_open(self, *, with_roles: bool = True, limit: int | None = None) -> list[Incident]:
-        """Open incidents, newest first; without roles the snapshots carry none (cheaper)."""
-        query = (
+    def list_open(self) -> list[Incident]:
+        """Open incidents with their roles, newest first."""
+        rows = self._session.scalars(
             select(IncidentRow)
             .where(IncidentRow.state.in_(_OPEN_STATES))
             .order_by(IncidentRow.number.desc())
-            .limit(limit)
         )
-        if not with_roles:
-            query = query.options(lazyload(IncidentRow.roles))
-        return [to_incident(row, with_roles=with_roles) for row in self._session.scalars(query)]
+        return [to_incident(row) for row in rows]
 
-    def count_open(self) -> int:
-        return int(
-            self._session.scalar(select(func.count()).where(IncidentRow.state.in_(_OPEN_STATES)))
-            or 0
-        )
+    def open_summaries(self, *, limit: int) -> tuple[list[IncidentSummary], int]:
+        """The newest `limit` open incidents, and how many are open, in one query."""
+        rows = self._session.execute(_OPEN_SUMMARIES, {"limit": limit}).all()
+        summaries = [
+            IncidentSummary(
+                id=row.id,
+                number=row.number,
+                title=row.title,
+                incident_type=IncidentType(row.incident_type),
+                severity=Severity(row.severity),
+                state=IncidentState(row.state),
+                channel_id=row.channel_id,
+            )
+            for row in rows
+        ]
+        return summaries, (rows[0].total if rows else 0)
 
     def list_without_war_room(self) -> list[int]:
         """Ids of incidents whose war room has not been fully opened yet."""

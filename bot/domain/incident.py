@@ -59,3 +59,16 @@ class Declaration:
     affected_systems: tuple[str, ...] = ()
     personal_data: bool = False
     public_facing: bool = False
+
+
+@dataclass(frozen=True)
+class IncidentSummary:
+    """The few fields a list of incidents shows."""
+
+    id: int
+    number: int
+    title: str
+    incident_type: IncidentType
+    severity: Severity
+    state: IncidentState
+    channel_id: str | None

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.clock import Clock
 from bot.config import WarroomConfig
 from bot.domain.classification import infer_incident_type
-from bot.domain.incident import Declaration, Incident
+from bot.domain.incident import Declaration, Incident, IncidentSummary
 from bot.domain.lifecycle import check_transition
 from bot.domain.vocabulary import IncidentState, Role, Severity
 from bot.errors import NotFoundError, NotInWarRoomError, UserError
@@ -38,12 +38,21 @@ class RoleChange:
     role: Role
     user_id: str
     previous_id: str | None
+    actor_id: str
 
 
 @dataclass(frozen=True)
 class SeverityChange:
     incident: Incident
     previous: Severity
+    actor_id: str
+
+
+@dataclass(frozen=True)
+class StateChange:
+    incident: Incident
+    previous: IncidentState
+    actor_id: str
 
 
 @dataclass(frozen=True)
@@ -135,12 +144,10 @@ class IncidentService:
         with self._uow(read_only=True) as uow:
             return uow.incidents.list_open()
 
-    def list_open_summaries(self, *, limit: int) -> tuple[list[Incident], int]:
-        """The newest `limit` open incidents without their roles, and how many are open."""
+    def list_open_summaries(self, *, limit: int) -> tuple[list[IncidentSummary], int]:
+        """The newest `limit` open incidents, and how many are open."""
         with self._uow(read_only=True) as uow:
-            return uow.incidents.list_open(with_roles=False, limit=limit), (
-                uow.incidents.count_open()
-            )
+            return uow.incidents.open_summaries(limit=limit)
 
     def status(self, incident_id: int) -> IncidentStatus:
         with self._uow(read_only=True) as uow:
@@ -175,7 +182,9 @@ class IncidentService:
             incident = uow.incidents.get(incident_id)
             uow.commit()
         assert incident is not None
-        return RoleChange(incident=incident, role=role, user_id=user_id, previous_id=previous)
+        return RoleChange(
+            incident=incident, role=role, user_id=user_id, previous_id=previous, actor_id=actor_id
+        )
 
     def change_severity(
         self, *, incident_id: int, severity: Severity, actor_id: str
@@ -197,12 +206,12 @@ class IncidentService:
             incident = uow.incidents.get(incident_id)
             uow.commit()
         assert incident is not None
-        return SeverityChange(incident=incident, previous=current.severity)
+        return SeverityChange(incident=incident, previous=current.severity, actor_id=actor_id)
 
-    def resolve(self, *, incident_id: int, actor_id: str) -> Incident:
+    def resolve(self, *, incident_id: int, actor_id: str) -> StateChange:
         return self._transition(incident_id, IncidentState.RESOLVED, actor_id=actor_id)
 
-    def _transition(self, incident_id: int, target: IncidentState, *, actor_id: str) -> Incident:
+    def _transition(self, incident_id: int, target: IncidentState, *, actor_id: str) -> StateChange:
         with self._uow() as uow:
             current = uow.incidents.get(incident_id)
             if current is None:
@@ -221,7 +230,7 @@ class IncidentService:
             incident = uow.incidents.get(incident_id)
             uow.commit()
         assert incident is not None
-        return incident
+        return StateChange(incident=incident, previous=current.state, actor_id=actor_id)
 
     def _open_or_raise(self, uow: UnitOfWork, incident_id: int) -> Incident:
         incident = uow.incidents.get(incident_id)

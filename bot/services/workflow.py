@@ -1,4 +1,4 @@
-"""What the handlers call: each incident change with its war-room follow-up."""
+"""What the handlers call: a change stored inside the ack, its Slack follow-up after it."""
 
 from __future__ import annotations
 
@@ -9,11 +9,31 @@ from typing import Any
 from bot.domain.incident import Declaration, Incident
 from bot.domain.vocabulary import Role, Severity
 from bot.ids import FLAG_PERSONAL_DATA, FLAG_PUBLIC_FACING, LET_WARROOM_DECIDE
-from bot.presenters import incident_context, vocabulary_context
+from bot.presenters import incident_context, summary_context, vocabulary_context
 from bot.rendering import Renderer
-from bot.services.incidents import DeclarationResult, IncidentService
+from bot.services.incidents import (
+    DeclarationResult,
+    IncidentService,
+    RoleChange,
+    SeverityChange,
+    StateChange,
+)
 from bot.services.war_room import WarRoomService
 from bot.slack_gateway import SlackGateway
+
+
+@dataclass(frozen=True)
+class OpenDeclareForm:
+    trigger_id: str
+    origin_channel_id: str
+
+
+@dataclass(frozen=True)
+class OpenWarRoom:
+    incident_id: int
+
+
+FollowUp = OpenDeclareForm | OpenWarRoom | RoleChange | SeverityChange | StateChange
 
 # Slack allows 50 blocks a message: a heading, 40 incidents and an "and N more" line.
 LIST_LIMIT = 40
@@ -30,50 +50,63 @@ class IncidentWorkflow:
         """Store the incident (once per request); the war room opens after the ack."""
         return self.incidents.declare(declaration)
 
-    def open_war_room(self, incident_id: int) -> None:
-        self.war_rooms.open_war_room(incident_id)
-
-    def assign_role(self, *, channel_id: str, role: Role, user_id: str, actor_id: str) -> None:
-        """Hand a role to someone: invite them, refresh the card, DM their checklist."""
+    def assign_role(
+        self, *, channel_id: str, role: Role, user_id: str, actor_id: str
+    ) -> RoleChange:
+        """Record the hand-over now; `follow_up` tells Slack after the ack."""
         incident = self.incidents.get_in_war_room_or_raise(channel_id)
-        change = self.incidents.assign_role(
+        return self.incidents.assign_role(
             incident_id=incident.id, role=role, user_id=user_id, actor_id=actor_id
         )
-        self.war_rooms.invite(change.incident, [user_id])
-        self.war_rooms.refresh_card(incident.id)
-        self.war_rooms.post_notice(
-            change.incident,
-            {
-                "kind": "role_assigned",
-                "role_label": role.label,
-                "user_id": user_id,
-                "previous_id": change.previous_id,
-                "actor_id": actor_id,
-            },
-        )
-        self.war_rooms.send_checklist(change.incident, role, user_id)
 
-    def change_severity(self, *, incident_id: int, severity: Severity, actor_id: str) -> None:
-        """Change severity; escalating to critical raises the critical alarm once."""
-        change = self.incidents.change_severity(
+    def change_severity(
+        self, *, incident_id: int, severity: Severity, actor_id: str
+    ) -> SeverityChange:
+        return self.incidents.change_severity(
             incident_id=incident_id, severity=severity, actor_id=actor_id
         )
-        self.war_rooms.refresh_card(incident_id)
-        self.war_rooms.post_notice(
-            change.incident,
-            {
-                "kind": "severity_changed",
-                "previous": change.previous.value,
-                "actor_id": actor_id,
-            },
-        )
-        if severity is Severity.CRITICAL:
-            self.war_rooms.raise_critical_alarm(incident_id)
 
-    def resolve(self, *, incident_id: int, actor_id: str) -> None:
-        incident = self.incidents.resolve(incident_id=incident_id, actor_id=actor_id)
-        self.war_rooms.refresh_card(incident_id)
-        self.war_rooms.post_notice(incident, {"kind": "resolved", "actor_id": actor_id})
+    def resolve(self, *, incident_id: int, actor_id: str) -> StateChange:
+        return self.incidents.resolve(incident_id=incident_id, actor_id=actor_id)
+
+    def follow_up(self, work: FollowUp) -> None:
+        """The Slack side of a change already stored: runs after Slack's 3-second ack."""
+        match work:
+            case OpenDeclareForm(trigger_id=trigger_id, origin_channel_id=origin):
+                self.open_declare_modal(trigger_id=trigger_id, origin_channel_id=origin)
+            case OpenWarRoom(incident_id=incident_id):
+                self.war_rooms.open_war_room(incident_id)
+            case RoleChange(incident=incident, role=role, user_id=user_id):
+                self.war_rooms.invite(incident, [user_id])
+                self.war_rooms.refresh_card(incident.id)
+                self.war_rooms.post_notice(
+                    incident,
+                    {
+                        "kind": "role_assigned",
+                        "role_label": role.label,
+                        "user_id": user_id,
+                        "previous_id": work.previous_id,
+                        "actor_id": work.actor_id,
+                    },
+                )
+                self.war_rooms.send_checklist(incident, role, user_id)
+            case SeverityChange(incident=incident, previous=previous, actor_id=actor_id):
+                self.war_rooms.refresh_card(incident.id)
+                self.war_rooms.post_notice(
+                    incident,
+                    {
+                        "kind": "severity_changed",
+                        "previous": previous.value,
+                        "actor_id": actor_id,
+                    },
+                )
+                if incident.severity is Severity.CRITICAL:
+                    self.war_rooms.raise_critical_alarm(incident.id)
+            case StateChange(incident=incident, actor_id=actor_id):
+                self.war_rooms.refresh_card(incident.id)
+                self.war_rooms.post_notice(
+                    incident, {"kind": incident.state.value, "actor_id": actor_id}
+                )
 
     # -- replies ----------------------------------------------------------------------
 
@@ -83,7 +116,7 @@ class IncidentWorkflow:
     def list_message(self) -> dict[str, Any]:
         incidents, total = self.incidents.list_open_summaries(limit=LIST_LIMIT)
         return self.renderer.render(
-            "incident_list", incidents=[incident_context(i) for i in incidents], total=total
+            "incident_list", incidents=[summary_context(i) for i in incidents], total=total
         )
 
     def status_message(self, incident: Incident) -> dict[str, Any]:
