@@ -116,7 +116,8 @@ class IncidentRepository:
 
     def open_summaries(self, *, limit: int) -> tuple[list[IncidentSummary], int]:
         """The newest `limit` open incidents, and how many are open, in one query."""
-        rows = self._session.execute(_OPEN_SUMMARIES, {"limit": limit}).all()
+        # Core execution on the session's connection: no ORM entities are involved here.
+        rows = self._session.connection().execute(_OPEN_SUMMARIES, {"limit": limit}).all()
         summaries = [
             IncidentSummary(
                 id=row.id,
