@@ -71,6 +71,15 @@ class Warroom:
         self.engine.dispose()
 
 
+def _bolt_logger() -> logging.Logger:
+    """Bolt's logger, without its warning that SLACK_BOT_TOKEN is unused when we pass a client
+    built from that very token (it would read as a misconfiguration at every start)."""
+    logger = logging.getLogger("warroom.bolt")
+    if not logger.filters:
+        logger.addFilter(lambda record: "`token` will be unused" not in record.getMessage())
+    return logger
+
+
 def create_app(
     settings: Settings,
     config: WarroomConfig,
@@ -107,7 +116,7 @@ def create_app(
         # Acks go back as soon as the ack function returns; slow work runs as lazy listeners.
         process_before_response=True,
         listener_executor=executor,
-        logger=logging.getLogger("warroom.bolt"),
+        logger=_bolt_logger(),
     )
     register_slack_listeners(bolt, workflow)
     metrics = HttpMetrics(CollectorRegistry())

@@ -20,10 +20,9 @@ import httpx
 from bot.app import Warroom, create_app
 from bot.config import WarroomConfig, parse_config
 from bot.emulator.server import SlackEmulator
-from bot.emulator.signed_requests import SlackSender
+from bot.emulator.signed_requests import SlackSender, declare_form_values
 from bot.emulator.state import GENERAL_CHANNEL_ID
 from bot.emulator.transcript import write_transcript
-from bot.ids import ActionId, BlockId
 from bot.server import BackgroundServer
 from bot.settings import Settings
 from storage.db import build_engine, upgrade
@@ -143,41 +142,13 @@ def _declare_with_form(ctx: DemoContext) -> None:
     )
     ctx.wait_until(lambda: ctx.emulator.state.views(), "the declaration form")
     view = ctx.emulator.state.views()[-1]
-    values = {
-        BlockId.DECLARE_TITLE: {
-            ActionId.DECLARE_TITLE: {"type": "plain_text_input", "value": "Fraud model drifting"}
-        },
-        BlockId.DECLARE_DESCRIPTION: {
-            ActionId.DECLARE_DESCRIPTION: {
-                "type": "plain_text_input",
-                "value": "Approval rate up 9 points since Tuesday's feature pipeline change.",
-            }
-        },
-        BlockId.DECLARE_SEVERITY: {
-            ActionId.DECLARE_SEVERITY: {
-                "type": "static_select",
-                "selected_option": {"value": "medium"},
-            }
-        },
-        BlockId.DECLARE_TYPE: {
-            ActionId.DECLARE_TYPE: {
-                "type": "static_select",
-                "selected_option": {"value": "let_warroom_decide"},
-            }
-        },
-        BlockId.DECLARE_AFFECTED: {
-            ActionId.DECLARE_AFFECTED: {
-                "type": "plain_text_input",
-                "value": "fraud-scorer-v7, feature-pipeline",
-            }
-        },
-        BlockId.DECLARE_FLAGS: {
-            ActionId.DECLARE_FLAGS: {
-                "type": "checkboxes",
-                "selected_options": [{"value": "personal_data"}],
-            }
-        },
-    }
+    values = declare_form_values(
+        title="Fraud model drifting",
+        severity="medium",
+        description="Approval rate up 9 points since Tuesday's feature pipeline change.",
+        affected="fraud-scorer-v7, feature-pipeline",
+        flags=("personal_data",),
+    )
     response = ctx.slack.submit_view(
         view, json.loads(json.dumps(values)), user_id="U0DEMODATA", view_id=view.get("id", "V0DEMO")
     )

@@ -168,3 +168,40 @@ class SlackSender:
                 "response_urls": [],
             }
         )
+
+
+def declare_form_values(
+    *,
+    title: str,
+    severity: str | None,
+    kind: str = "let_warroom_decide",
+    description: str = "",
+    affected: str = "",
+    flags: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """`view.state.values` as Slack sends them when someone fills in the declaration form."""
+    from bot.ids import ActionId, BlockId
+
+    def text_input(value: str) -> dict[str, Any]:
+        return {"type": "plain_text_input", "value": value}
+
+    def select(value: str) -> dict[str, Any]:
+        return {"type": "static_select", "selected_option": {"value": value}}
+
+    values: dict[str, Any] = {
+        BlockId.DECLARE_TITLE.value: {ActionId.DECLARE_TITLE.value: text_input(title)},
+        BlockId.DECLARE_DESCRIPTION.value: {
+            ActionId.DECLARE_DESCRIPTION.value: text_input(description)
+        },
+        BlockId.DECLARE_TYPE.value: {ActionId.DECLARE_TYPE.value: select(kind)},
+        BlockId.DECLARE_AFFECTED.value: {ActionId.DECLARE_AFFECTED.value: text_input(affected)},
+        BlockId.DECLARE_FLAGS.value: {
+            ActionId.DECLARE_FLAGS.value: {
+                "type": "checkboxes",
+                "selected_options": [{"value": flag} for flag in flags],
+            }
+        },
+    }
+    if severity is not None:
+        values[BlockId.DECLARE_SEVERITY.value] = {ActionId.DECLARE_SEVERITY.value: select(severity)}
+    return values

@@ -176,7 +176,7 @@ class WarRoomService:
         if channel is None:
             return
         message = self._renderer.render("announcement", incident=incident_context(incident))
-        self._once(incident, "announce", lambda: (channel, self._slack.post(channel, message)))
+        self._post_once(incident, "announce", channel, message)
 
     def raise_critical_alarm(self, incident_id: int) -> None:
         """Urgent DM to the commander and the executive alert, once per incident."""
@@ -193,11 +193,7 @@ class WarRoomService:
             return
         alert = self._renderer.render("executive_alert", incident=context, commander_id=commander)
         for channel in channels:
-            self._once(
-                incident,
-                f"notify:executive_team:immediate:{channel}",
-                lambda channel=channel: (channel, self._slack.post(channel, alert)),  # type: ignore[misc]
-            )
+            self._post_once(incident, f"notify:executive_team:immediate:{channel}", channel, alert)
         now = self._clock.now()
         with self._uow() as uow:
             uow.notifications.record_sent(
@@ -247,6 +243,11 @@ class WarRoomService:
     def _dm(self, user_id: str, message: dict[str, Any]) -> tuple[str, str]:
         channel = self._slack.open_dm(user_id)
         return channel, self._slack.post(channel, message)
+
+    def _post_once(
+        self, incident: Incident, key: str, channel: str, message: dict[str, Any]
+    ) -> None:
+        self._once(incident, key, lambda: (channel, self._slack.post(channel, message)))
 
     def _once(self, incident: Incident, key: str, action: Callable[[], object]) -> None:
         """Perform a side effect unless it was already made (or is being made) for the incident."""

@@ -11,7 +11,8 @@ import pytest
 
 from bot.domain.vocabulary import IncidentState, Role, Severity
 from bot.emulator.server import SlackEmulator
-from bot.ids import ActionId, BlockId
+from bot.emulator.signed_requests import declare_form_values
+from bot.ids import ActionId
 from tests.conftest import ServedWarroom
 
 pytestmark = pytest.mark.integration
@@ -155,40 +156,14 @@ def open_form(served: ServedWarroom, emulator: SlackEmulator) -> dict[str, Any]:
     return emulator.state.views()[-1]
 
 
-def form_values(
-    title: str = "Fraud model drifting", severity: str = "medium", kind: str = "let_warroom_decide"
-) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        BlockId.DECLARE_TITLE: {
-            ActionId.DECLARE_TITLE: {"type": "plain_text_input", "value": title}
-        },
-        BlockId.DECLARE_DESCRIPTION: {
-            ActionId.DECLARE_DESCRIPTION: {
-                "type": "plain_text_input",
-                "value": "Approval rate drifted since Tuesday.",
-            }
-        },
-        BlockId.DECLARE_TYPE: {
-            ActionId.DECLARE_TYPE: {"type": "static_select", "selected_option": {"value": kind}}
-        },
-        BlockId.DECLARE_AFFECTED: {
-            ActionId.DECLARE_AFFECTED: {"type": "plain_text_input", "value": "fraud-v7, features "}
-        },
-        BlockId.DECLARE_FLAGS: {
-            ActionId.DECLARE_FLAGS: {
-                "type": "checkboxes",
-                "selected_options": [{"value": "personal_data"}, {"value": "public_facing"}],
-            }
-        },
-    }
-    if severity:
-        values[BlockId.DECLARE_SEVERITY] = {
-            ActionId.DECLARE_SEVERITY: {
-                "type": "static_select",
-                "selected_option": {"value": severity},
-            }
-        }
-    return json.loads(json.dumps(values))
+def form_values(severity: str = "medium") -> dict[str, Any]:
+    return declare_form_values(
+        title="Fraud model drifting",
+        severity=severity or None,
+        description="Approval rate drifted since Tuesday.",
+        affected="fraud-v7, features ",
+        flags=("personal_data", "public_facing"),
+    )
 
 
 def test_the_form_declares_with_every_field(served: ServedWarroom, emulator: SlackEmulator) -> None:
