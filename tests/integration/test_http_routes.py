@@ -46,9 +46,28 @@ def test_metrics_count_slack_requests(served: ServedWarroom) -> None:
     assert "warroom_http_request_seconds_bucket" in text
 
 
-def test_card_actions_have_listeners_and_unknown_actions_do_not(served: ServedWarroom) -> None:
-    for action in (ActionId.CARD_STATUS, ActionId.CARD_RESOLVE):
-        assert served.slack.click(action_id=action, value="999", channel_id="C1").status_code == 200
+def test_every_control_on_the_card_has_a_listener_and_unknown_ones_do_not(
+    served: ServedWarroom,
+) -> None:
+    from tests.unit.test_rendering import make_incident
+
+    card = served.app.workflow.war_rooms.render_card(make_incident())
+    controls = [
+        element
+        for block in card["blocks"]
+        if block["type"] == "actions"
+        for element in block["elements"]
+    ]
+    assert {c["action_id"] for c in controls} <= {a.value for a in ActionId}
+    for control in controls:
+        option = control["options"][0] if "options" in control else None
+        response = served.slack.click(
+            action_id=control["action_id"],
+            value=control.get("value", ""),
+            channel_id="C1",
+            selected_option=option,
+        )
+        assert response.status_code == 200, control["action_id"]
     unknown = served.slack.click(action_id="no_such_action", value="1", channel_id="C1")
     assert unknown.status_code == 404
 
