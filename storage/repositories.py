@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot.domain.ledger import Claim
 from bot.domain.incident import Declaration, Incident, IncidentSummary, RoleHolder
 from bot.domain.vocabulary import (
     Audience,
@@ -307,8 +308,16 @@ class OutboundMessageRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    def claim(self, incident_id: int, key: str, *, now: datetime, stale_before: datetime) -> bool:
-        """True if this caller may perform the side effect named `key` now."""
+    def claim(
+        self,
+        incident_id: int,
+        key: str,
+        *,
+        now: datetime,
+        stale_before: datetime,
+        max_attempts: int,
+    ) -> Claim:
+        """Whether this caller may perform the side effect named `key` now, and if not, why."""
         try:
             with self._session.begin_nested():
                 self._session.add(
@@ -320,7 +329,7 @@ class OutboundMessageRepository:
                         claimed_at=now,
                     )
                 )
-            return True
+            return Claim.CLAIMED
         except IntegrityError:
             pass
         # Taken over only when a previous attempt failed or its worker died holding it.
@@ -329,6 +338,7 @@ class OutboundMessageRepository:
             .where(
                 OutboundMessageRow.incident_id == incident_id,
                 OutboundMessageRow.key == key,
+                OutboundMessageRow.attempts < max_attempts,
                 or_(
                     OutboundMessageRow.state == self.FAILED,
                     (OutboundMessageRow.state == self.CLAIMED)
@@ -338,7 +348,19 @@ class OutboundMessageRepository:
             .values(state=self.CLAIMED, claimed_at=now, attempts=OutboundMessageRow.attempts + 1)
             .execution_options(synchronize_session=False)
         )
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            return Claim.CLAIMED
+        row = self._session.scalar(
+            select(OutboundMessageRow).where(
+                OutboundMessageRow.incident_id == incident_id, OutboundMessageRow.key == key
+            )
+        )
+        assert row is not None
+        if row.state == self.SENT:
+            return Claim.DONE
+        if row.attempts >= max_attempts and row.state == self.FAILED:
+            return Claim.EXHAUSTED
+        return Claim.BUSY
 
     def mark_sent(
         self, incident_id: int, key: str, *, now: datetime, channel_id: str | None, ts: str | None

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.clock import Clock
 from bot.config import WarroomConfig
 from bot.domain.channel_names import MAX_TOPIC, clip, war_room_channel_name
 from bot.domain.incident import Incident
+from bot.domain.ledger import Claim
 from bot.domain.vocabulary import Audience, NotificationTier, Role, Severity
 from bot.errors import ExternalServiceError
 from bot.presenters import incident_context, role_context, vocabulary_context
@@ -21,11 +22,14 @@ if TYPE_CHECKING:
     from storage.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 WAR_ROOM_LEASE = timedelta(minutes=5)
 # A claimed side effect older than this is taken to belong to a worker that died.
 STALE_CLAIM = timedelta(minutes=10)
 MAX_NAME_ATTEMPTS = 20
+# A message that failed this often (the sweep retries every 30 s) is given up and logged.
+MAX_ATTEMPTS = 10
 
 
 class WarRoomService:
@@ -56,18 +60,13 @@ class WarRoomService:
                 return False
             uow.commit()
         try:
-            incident = self._ensure_channel(incident_id)
-            self._prepare_channel(incident)
-            incident = self._post_card(incident)
-            self._send_checklists(incident)
-            self._announce(incident)
-            if incident.severity is Severity.CRITICAL:
-                self._raise_critical_alarm(incident)
+            incident, settled = self._open_steps(incident_id)
         except Exception:
-            with self._uow() as uow:
-                uow.incidents.release_war_room_lease(incident_id)
-                uow.commit()
+            self._release_lease(incident_id)
             raise
+        if not settled:
+            self._release_lease(incident_id)
+            return False
         with self._uow() as uow:
             uow.incidents.mark_war_room_opened(incident_id, now=self._clock.now())
             uow.timeline.add(
@@ -80,6 +79,24 @@ class WarRoomService:
             )
             uow.commit()
         return True
+
+    def _open_steps(self, incident_id: int) -> tuple[Incident, bool]:
+        """Channel, then card (each needs the one before); then the messages, each tried even
+        when another fails, so a broken announce channel cannot hold back the executives."""
+        incident = self._ensure_channel(incident_id)
+        settled = self._prepare_channel(incident)
+        incident, card_settled = self._post_card(incident)
+        settled &= card_settled
+        messages = [self._send_checklists, self._announce]
+        if incident.severity is Severity.CRITICAL:
+            messages.append(self._raise_critical_alarm)
+        settled &= _attempt_each(lambda send: send(incident), messages)
+        return incident, settled
+
+    def _release_lease(self, incident_id: int) -> None:
+        with self._uow() as uow:
+            uow.incidents.release_war_room_lease(incident_id)
+            uow.commit()
 
     def open_pending_war_rooms(self) -> int:
         """Finish opening every war room a crash or a Slack outage left half-open."""
@@ -124,7 +141,7 @@ class WarRoomService:
             f"no free channel name for incident #{incident.number} after {MAX_NAME_ATTEMPTS} tries"
         )
 
-    def _prepare_channel(self, incident: Incident) -> None:
+    def _prepare_channel(self, incident: Incident) -> bool:
         channel = _channel(incident)
         topic = clip(
             f"{incident.severity.emoji} {incident.severity.value.upper()} · "
@@ -136,12 +153,16 @@ class WarRoomService:
             f"Declared {incident.declared_at:%Y-%m-%d %H:%M} UTC.",
             MAX_TOPIC,
         )
-        self._once(incident, "topic", lambda: self._slack.set_topic(channel, topic))
-        self._once(incident, "purpose", lambda: self._slack.set_purpose(channel, purpose))
         people = _people(incident)
-        self._once(incident, "invite", lambda: self._slack.invite(channel, people))
+        return all(
+            [
+                self._once(incident, "topic", lambda: self._slack.set_topic(channel, topic)),
+                self._once(incident, "purpose", lambda: self._slack.set_purpose(channel, purpose)),
+                self._once(incident, "invite", lambda: self._slack.invite(channel, people)),
+            ]
+        )
 
-    def _post_card(self, incident: Incident) -> Incident:
+    def _post_card(self, incident: Incident) -> tuple[Incident, bool]:
         channel = _channel(incident)
 
         def post() -> tuple[str, str]:
@@ -151,49 +172,61 @@ class WarRoomService:
                 uow.commit()
             return channel, ts
 
-        self._once(incident, "card", post)
+        settled = self._once(incident, "card", post)
         incident = self._incident(incident.id)
-        if incident.card_ts:
-            card_ts = incident.card_ts
-            self._once(incident, "pin", lambda: self._slack.pin(channel, card_ts))
-        return incident
+        if incident.card_ts is None:
+            return incident, False
+        card_ts = incident.card_ts
+        settled &= self._once(incident, "pin", lambda: self._slack.pin(channel, card_ts))
+        return incident, settled
 
-    def _send_checklists(self, incident: Incident) -> None:
-        for holder in incident.roles:
-            self.send_checklist(incident, holder.role, holder.user_id)
+    def _send_checklists(self, incident: Incident) -> bool:
+        return _attempt_each(
+            lambda holder: self.send_checklist(incident, holder.role, holder.user_id),
+            incident.roles,
+        )
 
-    def send_checklist(self, incident: Incident, role: Role, user_id: str) -> None:
+    def send_checklist(self, incident: Incident, role: Role, user_id: str) -> bool:
         """DM the role holder the role's responsibilities, once per role and person."""
         message = self._renderer.render(
             "role_checklist", incident=incident_context(incident), role=role_context(role)
         )
-        self._once(
+        return self._once(
             incident, f"checklist:{role.value}:{user_id}", lambda: self._dm(user_id, message)
         )
 
-    def _announce(self, incident: Incident) -> None:
+    def _announce(self, incident: Incident) -> bool:
         channel = self._config.announce_channel
         if channel is None:
-            return
+            return True
         message = self._renderer.render("announcement", incident=incident_context(incident))
-        self._post_once(incident, "announce", channel, message)
+        return self._post_once(incident, "announce", channel, message)
 
     def raise_critical_alarm(self, incident_id: int) -> None:
         """Urgent DM to the commander and the executive alert, once per incident."""
         self._raise_critical_alarm(self._incident(incident_id))
 
-    def _raise_critical_alarm(self, incident: Incident) -> None:
+    def _raise_critical_alarm(self, incident: Incident) -> bool:
         commander = incident.holder(Role.INCIDENT_COMMANDER)
         context = incident_context(incident)
+        settled = True
         if commander is not None:
             dm = self._renderer.render("urgent_commander_dm", incident=context)
-            self._once(incident, f"urgent_dm:{commander}", lambda: self._dm(commander, dm))
+            settled = self._once(
+                incident, f"urgent_dm:{commander}", lambda: self._dm(commander, dm)
+            )
         channels = self._config.audiences.channels(Audience.EXECUTIVE_TEAM)
         if not channels:
-            return
+            return settled
         alert = self._renderer.render("executive_alert", incident=context, commander_id=commander)
-        for channel in channels:
-            self._post_once(incident, f"notify:executive_team:immediate:{channel}", channel, alert)
+        posted = _attempt_each(
+            lambda channel: self._post_once(
+                incident, f"notify:executive_team:immediate:{channel}", channel, alert
+            ),
+            channels,
+        )
+        if not posted:
+            return False
         now = self._clock.now()
         with self._uow() as uow:
             uow.notifications.record_sent(
@@ -205,6 +238,7 @@ class WarRoomService:
                 now=now,
             )
             uow.commit()
+        return settled
 
     # -- keeping up ----------------------------------------------------------------------
 
@@ -246,17 +280,32 @@ class WarRoomService:
 
     def _post_once(
         self, incident: Incident, key: str, channel: str, message: dict[str, Any]
-    ) -> None:
-        self._once(incident, key, lambda: (channel, self._slack.post(channel, message)))
+    ) -> bool:
+        return self._once(incident, key, lambda: (channel, self._slack.post(channel, message)))
 
-    def _once(self, incident: Incident, key: str, action: Callable[[], object]) -> None:
-        """Perform a side effect unless it was already made (or is being made) for the incident."""
+    def _once(self, incident: Incident, key: str, action: Callable[[], object]) -> bool:
+        """Make a side effect unless it was made already. True when it is settled (made now,
+        made before, or given up after MAX_ATTEMPTS); False while another worker holds it."""
         now = self._clock.now()
         with self._uow() as uow:
-            claimed = uow.outbound.claim(incident.id, key, now=now, stale_before=now - STALE_CLAIM)
+            claim = uow.outbound.claim(
+                incident.id,
+                key,
+                now=now,
+                stale_before=now - STALE_CLAIM,
+                max_attempts=MAX_ATTEMPTS,
+            )
             uow.commit()
-        if not claimed:
-            return
+        if claim is Claim.EXHAUSTED:
+            log.error(
+                "gave up on %s for incident #%d after %d attempts",
+                key,
+                incident.number,
+                MAX_ATTEMPTS,
+            )
+            return True
+        if claim is not Claim.CLAIMED:
+            return claim is Claim.DONE
         try:
             result = action()
         except Exception as error:
@@ -270,6 +319,21 @@ class WarRoomService:
                 incident.id, key, now=self._clock.now(), channel_id=channel, ts=ts
             )
             uow.commit()
+        return True
+
+
+def _attempt_each(step: Callable[[T], bool], items: Iterable[T]) -> bool:
+    """Run the step for every item even when some fail; then raise the first failure."""
+    settled = True
+    failures: list[ExternalServiceError] = []
+    for item in items:
+        try:
+            settled &= step(item)
+        except ExternalServiceError as error:
+            failures.append(error)
+    if failures:
+        raise failures[0]
+    return settled
 
 
 def _channel(incident: Incident) -> str:

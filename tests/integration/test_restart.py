@@ -11,10 +11,14 @@ import pytest
 from sqlalchemy import Engine
 
 from bot.app import create_app
-from bot.config import WarroomConfig
+from bot.config import WarroomConfig, parse_config
+from bot.domain.incident import Declaration
+from bot.domain.vocabulary import IncidentSource, Severity
 from bot.emulator.server import SlackEmulator
+from bot.errors import ExternalServiceError
 from bot.server import BackgroundServer
-from tests.conftest import ServedWarroom, make_settings
+from bot.services.war_room import MAX_ATTEMPTS
+from tests.conftest import TEST_CONFIG, ServedWarroom, make_settings
 
 pytestmark = pytest.mark.integration
 
@@ -77,3 +81,33 @@ def test_a_second_replica_does_not_open_the_same_war_room_twice(
     assert ok["conversations.create"] == 1
     assert ok["pins.add"] == 1
     assert ok["chat.postMessage"] == 8  # card + 6 checklists + announcement
+
+
+def test_a_broken_announce_channel_does_not_hold_back_the_executives_and_is_given_up(
+    emulator: SlackEmulator, sqlite_engine: Engine
+) -> None:
+    broken = parse_config({**TEST_CONFIG, "announce_channel": "C0GONE"})
+    app = create_app(make_settings(emulator), broken, engine=sqlite_engine)
+    try:
+        incident = app.workflow.declare(
+            Declaration(
+                title="Announce channel deleted",
+                severity=Severity.CRITICAL,
+                reporter_id="U0R",
+                source=IncidentSource.SLASH_COMMAND,
+                dedup_key="broken-announce",
+            )
+        ).incident
+        for _ in range(MAX_ATTEMPTS):
+            with pytest.raises(ExternalServiceError, match="channel_not_found"):
+                app.workflow.war_rooms.open_war_room(incident.id)
+            # the executives and the commander were alerted on the first pass, once
+            assert len(emulator.state.messages("C0EXEC")) == 1
+            assert app.workflow.incidents.get(incident.id).war_room_opened_at is None
+        assert app.workflow.war_rooms.open_war_room(incident.id) is True
+    finally:
+        app.close()
+    attempts = [c for c in emulator.calls("chat.postMessage") if c.params["channel"] == "C0GONE"]
+    assert len(attempts) == MAX_ATTEMPTS
+    commander_dm = emulator.state.messages(emulator.state.dm_channel("U0COMMANDER") or "")
+    assert sum(m["text"].startswith("URGENT") for m in commander_dm) == 1

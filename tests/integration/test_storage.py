@@ -11,6 +11,7 @@ from sqlalchemy import Engine, inspect
 from bot.clock import SystemClock
 from bot.config import WarroomConfig
 from bot.domain.incident import Declaration
+from bot.domain.ledger import Claim
 from bot.domain.vocabulary import (
     Audience,
     IncidentSource,
@@ -118,31 +119,33 @@ def test_a_side_effect_is_claimed_once_until_it_fails_or_goes_stale(engine: Engi
     incident_id = service.declare(declaration("slash:claim")).incident.id
     stale = T0 - timedelta(minutes=10)
 
-    with uow() as unit:
-        assert unit.outbound.claim(incident_id, "card", now=T0, stale_before=stale)
-        assert not unit.outbound.claim(incident_id, "card", now=T0, stale_before=stale)
-        unit.commit()
-    with uow() as unit:
-        assert not unit.outbound.claim(incident_id, "card", now=T0, stale_before=stale)
-        unit.outbound.mark_failed(incident_id, "card", error="ratelimited")
-        unit.commit()
-    with uow() as unit:
-        assert unit.outbound.claim(incident_id, "card", now=T0, stale_before=stale)
-        unit.commit()
+    def claim(now: datetime = T0, stale_before: datetime = stale, tries: int = 3) -> Claim:
+        with uow() as unit:
+            outcome = unit.outbound.claim(
+                incident_id, "card", now=now, stale_before=stale_before, max_attempts=tries
+            )
+            unit.commit()
+        return outcome
+
+    def fail() -> None:
+        with uow() as unit:
+            unit.outbound.mark_failed(incident_id, "card", error="ratelimited")
+            unit.commit()
+
+    assert claim() is Claim.CLAIMED
+    assert claim() is Claim.BUSY  # held by a live worker
+    fail()
+    assert claim() is Claim.CLAIMED  # a failure may be retried
     later = T0 + timedelta(minutes=11)
+    assert claim(later, later - timedelta(minutes=10)) is Claim.CLAIMED  # its worker died
+    fail()
+    assert claim(later, later - timedelta(minutes=10)) is Claim.EXHAUSTED  # 3 attempts made
+    assert claim(later, later - timedelta(minutes=10), tries=4) is Claim.CLAIMED
     with uow() as unit:
-        assert unit.outbound.claim(
-            incident_id, "card", now=later, stale_before=later - timedelta(minutes=10)
-        )
         unit.outbound.mark_sent(incident_id, "card", now=later, channel_id="C1", ts="1.1")
         unit.commit()
+    assert claim(later + timedelta(days=1), later + timedelta(hours=1), tries=9) is Claim.DONE
     with uow() as unit:
-        assert not unit.outbound.claim(
-            incident_id,
-            "card",
-            now=later + timedelta(days=1),
-            stale_before=later + timedelta(hours=1),
-        )
         assert unit.outbound.sent(incident_id, "card") == {"channel_id": "C1", "ts": "1.1"}
 
 

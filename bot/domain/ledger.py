@@ -1,0 +1,12 @@
+"""The outcome of claiming a side effect before making it (see the outbound message ledger)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Claim(StrEnum):
+    CLAIMED = "claimed"  # go ahead and make it
+    DONE = "done"  # already made
+    BUSY = "busy"  # another worker is making it right now
+    EXHAUSTED = "exhausted"  # failed too often; warroom has given up on it
