@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.clock import Clock
 from bot.config import WarroomConfig
-from bot.domain.channel_names import MAX_TOPIC, clip, war_room_channel_name
+from bot.domain.channel_names import war_room_channel_name
 from bot.domain.incident import Incident
 from bot.domain.ledger import Claim
 from bot.domain.vocabulary import Audience, NotificationTier, Role, Severity
@@ -143,16 +143,8 @@ class WarRoomService:
 
     def _prepare_channel(self, incident: Incident) -> bool:
         channel = _channel(incident)
-        topic = clip(
-            f"{incident.severity.emoji} {incident.severity.value.upper()} · "
-            f"{incident.incident_type.label} · {incident.state.value} · {incident.title}",
-            MAX_TOPIC,
-        )
-        purpose = clip(
-            f"War room for incident #{incident.number}: {incident.title}. "
-            f"Declared {incident.declared_at:%Y-%m-%d %H:%M} UTC.",
-            MAX_TOPIC,
-        )
+        texts = self._renderer.render("channel_texts", incident=incident_context(incident))
+        topic, purpose = texts["topic"], texts["purpose"]
         people = _people(incident)
         return all(
             [

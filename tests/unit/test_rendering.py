@@ -136,7 +136,7 @@ def test_every_view_passes_block_kit_validation(renderer: Renderer, incident: In
 
 def test_every_template_is_covered_by_these_tests(renderer: Renderer) -> None:
     covered = {name.split(":")[0] for name in all_renderings(renderer, make_incident())}
-    covered |= set(all_views(renderer, make_incident()))
+    covered |= set(all_views(renderer, make_incident())) | {"channel_texts"}
     assert set(renderer.template_names()) == covered
 
 
@@ -202,3 +202,13 @@ def test_declare_modal_offers_the_vocabulary_and_let_warroom_decide(renderer: Re
         "low",
     ]
     assert len(view["title"]["text"]) <= 24
+
+
+@pytest.mark.parametrize("incident", [make_incident(), WORST_CASE], ids=["typical", "worst-case"])
+def test_topic_and_purpose_fit_slacks_250_characters(
+    renderer: Renderer, incident: Incident
+) -> None:
+    texts = renderer.render("channel_texts", incident=incident_context(incident))
+    assert 0 < len(texts["topic"]) <= 250
+    assert 0 < len(texts["purpose"]) <= 250
+    assert incident.title[:20] in texts["topic"]
