@@ -9,8 +9,8 @@ from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.domain.ledger import Claim
 from bot.domain.incident import Declaration, Incident, IncidentSummary, RoleHolder
+from bot.domain.ledger import Claim
 from bot.domain.vocabulary import (
     Audience,
     IncidentSource,
