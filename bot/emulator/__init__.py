@@ -1,7 +1,8 @@
-"""A local fake of the Slack Web API for the demo and the tests (stdlib + slack_sdk only)."""
+"""A local fake of Slack, Web API and Socket Mode, for the demo and tests (stdlib + slack_sdk)."""
 
 from bot.emulator.blockkit import check_message, check_view
 from bot.emulator.server import SlackEmulator
+from bot.emulator.socket_mode import SocketModeServer
 from bot.emulator.state import (
     BOT_ID,
     BOT_USER_ID,
@@ -20,6 +21,7 @@ __all__ = [
     "TEAM_ID",
     "RecordedCall",
     "SlackEmulator",
+    "SocketModeServer",
     "ValidationFailure",
     "WorkspaceState",
     "check_message",

@@ -1,11 +1,15 @@
 """HTTP front of the emulator: a threaded stdlib server that slack_sdk's WebClient can call.
 
-Point a client at it with `WebClient(token="xoxb-…", base_url=emulator.api_url)`.
+Point a client at it with `WebClient(token="xoxb-…", base_url=emulator.api_url)`. Socket Mode
+works too: `apps.connections.open` (with an `xapp-` token) hands out a WebSocket URL served by
+`socket_mode.SocketModeServer`, and the `deliver_*` methods push envelopes down it.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import secrets
 import threading
 import time
 from collections import deque
@@ -15,12 +19,24 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from bot.emulator.state import RecordedCall, ValidationFailure, WorkspaceState
+from bot.emulator.socket_mode import SocketModeServer, accepts_response_payload
+from bot.emulator.state import (
+    APP_ID,
+    BOT_USER_ID,
+    GENERAL_CHANNEL_ID,
+    TEAM_ID,
+    RecordedCall,
+    ValidationFailure,
+    WorkspaceState,
+)
 
 # Form-encoded calls carry these as JSON strings; decoding them keeps recorded params and
 # state identical whichever encoding slack_sdk picked.
 _JSON_FORM_FIELDS = frozenset({"blocks", "attachments", "view", "metadata"})
 _VALID_TOKEN_PREFIXES = ("xoxb-", "xoxp-")
+_APP_TOKEN_PREFIX = "xapp-"
+# Methods that take only an app-level token; every other method refuses one.
+_APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 
 
 @dataclass
@@ -48,6 +64,9 @@ class SlackEmulator:
         self._thread: threading.Thread | None = None
         self._faults: dict[str, deque[_Fault]] = {}
         self._faults_lock = threading.Lock()
+        self._socket: SocketModeServer | None = None
+        self._socket_lock = threading.Lock()
+        self._delivery_seq = itertools.count(1)
 
     # ----- lifecycle ------------------------------------------------------------------
 
@@ -69,15 +88,19 @@ class SlackEmulator:
         return self
 
     def stop(self) -> None:
-        """Stop serving and release the port."""
+        """Stop serving (Socket Mode included) and release the ports; recordings are kept."""
         server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+                self._thread = None
+        # After the Web API, so a client reconnecting meanwhile cannot get a fresh URL.
+        with self._socket_lock:
+            socket_server = self._socket
+        if socket_server is not None:
+            socket_server.stop()
 
     def __enter__(self) -> SlackEmulator:
         return self.start()
@@ -166,6 +189,127 @@ class SlackEmulator:
                 queue.popleft()
             return fault
 
+    # ----- Socket Mode ----------------------------------------------------------------
+
+    @property
+    def socket_port(self) -> int:
+        """Port of the Socket Mode WebSocket server (started on first use)."""
+        return self._socket_server(running=True).port
+
+    def socket_connected(self, timeout: float = 5.0) -> bool:
+        """Wait until a Socket Mode client has connected and been sent hello."""
+        return self._socket_server().wait_connected(timeout)
+
+    def socket_connections(self) -> int:
+        """Socket Mode connections open right now."""
+        return self._socket_server().connection_count()
+
+    def socket_hellos(self) -> int:
+        """hello messages sent so far: one per Socket Mode connection ever made."""
+        return self._socket_server().hellos()
+
+    def deliver_slash_command(self, fields: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+        """Send a slash_commands envelope; returns the ack payload ({} for a bare ack)."""
+        return self._deliver("slash_commands", self.slash_command_payload(fields), timeout)
+
+    def deliver_interactive(self, payload: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+        """Send an interactive envelope (block_actions, view_submission…); returns its ack."""
+        return self._deliver("interactive", dict(payload), timeout)
+
+    def deliver_event(self, event: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+        """Send an events_api envelope wrapping `event` in an event_callback; returns the ack."""
+        number = next(self._delivery_seq)
+        callback = {
+            "token": "emulator-verification-token",
+            "team_id": TEAM_ID,
+            "api_app_id": APP_ID,
+            "event": dict(event),
+            "type": "event_callback",
+            "event_id": f"Ev{number:08d}",
+            "event_time": int(time.time()),
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": TEAM_ID,
+                    "user_id": BOT_USER_ID,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+        }
+        extra = {"retry_attempt": 0, "retry_reason": ""}
+        return self._deliver("events_api", callback, timeout, extra=extra)
+
+    def request_socket_refresh(self, reason: str = "refresh_requested") -> int:
+        """Send Slack's `disconnect` message so clients reconnect; returns how many got it."""
+        return self._socket_server().request_refresh(reason)
+
+    def socket_envelopes(self) -> list[dict[str, Any]]:
+        """Envelopes sent over Socket Mode, oldest first."""
+        return self._socket_server().envelopes()
+
+    def socket_acks(self) -> list[dict[str, Any]]:
+        """Acks received over Socket Mode (`envelope_id`, optional `payload`), oldest first."""
+        return self._socket_server().acks()
+
+    def slash_command_payload(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Slack's full slash-command field set: `fields`, plus defaults for the rest."""
+        number = next(self._delivery_seq)
+        channel_id = str(fields.get("channel_id", GENERAL_CHANNEL_ID))
+        user_id = str(fields.get("user_id", "U0REPORTER"))
+        channel = next((c for c in self.state.channels() if c["id"] == channel_id), None)
+        payload: dict[str, Any] = {
+            "token": "emulator-verification-token",
+            "team_id": TEAM_ID,
+            "team_domain": "warroom-emulator",
+            "channel_id": channel_id,
+            "channel_name": channel["name"] if channel else "unknown",
+            "user_id": user_id,
+            "user_name": user_id.lower(),
+            "command": "/incident",
+            "text": "",
+            "api_app_id": APP_ID,
+            "is_enterprise_install": "false",
+            "trigger_id": f"{number}.{int(time.time())}.{secrets.token_hex(8)}",
+            **fields,
+        }
+        if "response_url" not in fields:
+            # Registered, so respond() from the app lands in the state like an ephemeral.
+            key = f"socket-{number}"
+            payload["response_url"] = self.response_url(key, channel=channel_id, user=user_id)
+        return payload
+
+    def _deliver(
+        self,
+        envelope_type: str,
+        payload: dict[str, Any],
+        timeout: float,
+        *,
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        ack = self._socket_server().deliver(
+            envelope_type,
+            payload,
+            accepts_response=accepts_response_payload(envelope_type, payload),
+            timeout=timeout,
+            extra=extra,
+        )
+        body = ack.get("payload")
+        return body if isinstance(body, dict) else {}
+
+    def _socket_server(self, *, running: bool = False) -> SocketModeServer:
+        # Bound only when a URL is first handed out, so emulators that never see Socket Mode
+        # open no second port; recordings stay readable after stop().
+        with self._socket_lock:
+            if self._socket is None:
+                self._socket = SocketModeServer(app_id=APP_ID)
+            if running:
+                if self._server is None:
+                    raise RuntimeError("emulator is not running; call start() first")
+                self._socket.start()
+            return self._socket
+
     # ----- request handling -------------------------------------------------------------
 
     def _answer(
@@ -184,19 +328,20 @@ class SlackEmulator:
         elif method == "response_url":
             body = self.state.handle_response_url(str(params.get("response_url_key", "")), params)
         else:
-            auth_error = _check_auth(authorization, token)
-            body = (
-                {"ok": False, "error": auth_error}
-                if auth_error
-                else self.state.handle(method, params)
-            )
+            auth_error = _check_auth(authorization, token, app_level=method in _APP_TOKEN_METHODS)
+            if auth_error:
+                body = {"ok": False, "error": auth_error}
+            elif method == "apps.connections.open":
+                body = {"ok": True, "url": self._socket_server(running=True).open_url()}
+            else:
+                body = self.state.handle(method, params)
         self.state.record(
             RecordedCall(method=method, params=params, at=time.time(), status=status, response=body)
         )
         return status, headers, body
 
 
-def _check_auth(authorization: str | None, form_token: Any) -> str | None:
+def _check_auth(authorization: str | None, form_token: Any, *, app_level: bool) -> str | None:
     token: str | None = None
     if authorization and authorization.lower().startswith("bearer "):
         token = authorization[7:].strip()
@@ -204,8 +349,12 @@ def _check_auth(authorization: str | None, form_token: Any) -> str | None:
         token = form_token
     if not token:
         return "not_authed"
-    if not token.startswith(_VALID_TOKEN_PREFIXES):
+    is_app_token = token.startswith(_APP_TOKEN_PREFIX)
+    if not is_app_token and not token.startswith(_VALID_TOKEN_PREFIXES):
         return "invalid_auth"
+    # A well-formed token of the wrong kind: Slack names the mismatch rather than invalid_auth.
+    if is_app_token != app_level:
+        return "not_allowed_token_type"
     return None
 
 
