@@ -88,4 +88,5 @@ def run_serve(*, socket_mode: bool, host: str | None, port: int | None) -> int:
         if handler is not None:
             handler.close()  # type: ignore[no-untyped-call]
         app.close()
+        log.info("stopped; work in progress was finished")
     return 0

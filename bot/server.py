@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -22,9 +25,29 @@ def _config(app: ASGIApp, *, host: str, port: int, log_level: str) -> uvicorn.Co
     )
 
 
+class _DrainingServer(uvicorn.Server):
+    """uvicorn re-raises SIGTERM once it has drained its requests, which would end the process
+    before warroom drains its own work after the ack; this server simply returns instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def serve_forever(app: ASGIApp, *, host: str, port: int) -> None:
-    """Serve until SIGINT/SIGTERM; uvicorn drains open requests before it stops."""
-    uvicorn.Server(_config(app, host=host, port=port, log_level="info")).run()
+    """Serve until SIGINT/SIGTERM, drain open requests, then return to the caller."""
+    _DrainingServer(_config(app, host=host, port=port, log_level="info")).run()
 
 
 class BackgroundServer:

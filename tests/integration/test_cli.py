@@ -156,6 +156,6 @@ def test_serve_runs_a_real_server_that_answers_slack_and_health(
     finally:
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=20)
-    # uvicorn drains, then re-raises SIGTERM so the exit status tells how it stopped
-    assert process.returncode in (0, -signal.SIGTERM), output
-    assert "Shutting down" in output
+    # drained: uvicorn's open requests, then warroom's own work after the acks
+    assert process.returncode == 0, output
+    assert "stopped; work in progress was finished" in output
