@@ -37,7 +37,14 @@ def build_engine(url: str) -> Engine:
         raise ConfigurationError(f"DATABASE_URL: '{url}' is not a database URL") from None
     if not is_sqlite(url):
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        # Enough pooled connections for every request thread: an overflow connection is
+        # closed after use and reopening one (with its pragmas) costs more than the query.
+        pool_size=20,
+        max_overflow=20,
+    )
     event.listen(engine, "connect", _configure_sqlite)
     event.listen(engine, "begin", _begin_immediate)
     return engine
