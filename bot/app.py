@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 from bot.clock import Clock, SystemClock
 from bot.config import WarroomConfig
 from bot.rendering import Renderer
+from bot.services.alerts import SUMMARY_INTERVAL, AlertService
 from bot.services.incidents import IncidentService
 from bot.services.war_room import WarRoomService
 from bot.services.workflow import IncidentWorkflow
@@ -24,6 +25,7 @@ from bot.settings import Settings
 from bot.slack_gateway import SlackGateway, build_web_client
 from handlers import register_slack_listeners
 from handlers.http_routes import HttpMetrics, build_routes
+from handlers.webhooks import build_webhook_routes
 from storage.db import build_engine, ping
 from storage.unit_of_work import UnitOfWorkFactory
 
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 
 SWEEP_JOB_ID = "warroom:open-pending-war-rooms"
 SWEEP_INTERVAL = timedelta(seconds=30)
+SUMMARY_JOB_ID = "warroom:post-alert-summaries"
 
 
 @dataclass
@@ -45,6 +48,7 @@ class Warroom:
     asgi: Starlette
     executor: ThreadPoolExecutor
     clock: Clock
+    alerts: AlertService
     scheduler: BackgroundScheduler = field(init=False)
 
     def __post_init__(self) -> None:
@@ -54,6 +58,15 @@ class Warroom:
             "interval",
             id=SWEEP_JOB_ID,
             seconds=SWEEP_INTERVAL.total_seconds(),
+            replace_existing=True,
+            max_instances=1,
+            coalesce=True,
+        )
+        self.scheduler.add_job(
+            self.alerts.post_summaries,
+            "interval",
+            id=SUMMARY_JOB_ID,
+            seconds=SUMMARY_INTERVAL.total_seconds(),
             replace_existing=True,
             max_instances=1,
             coalesce=True,
@@ -120,8 +133,17 @@ def create_app(
     )
     register_slack_listeners(bolt, workflow)
     metrics = HttpMetrics(CollectorRegistry())
+    alerts = AlertService(uow=uow, clock=clock, incidents=incidents, war_rooms=war_rooms)
+    webhook_token = (
+        settings.warroom_webhook_token.get_secret_value()
+        if settings.warroom_webhook_token
+        else None
+    )
     asgi = Starlette(
         routes=build_routes(bolt=bolt, database_ok=lambda: ping(engine), metrics=metrics)
+        + build_webhook_routes(
+            token=webhook_token, alerts=alerts, now=clock.now, on_delivery=metrics.count_alerts
+        )
     )
     return Warroom(
         settings=settings,
@@ -132,4 +154,5 @@ def create_app(
         asgi=asgi,
         executor=executor,
         clock=clock,
+        alerts=alerts,
     )

@@ -41,3 +41,7 @@ class ExternalServiceError(WarroomError):
 
 class ConfigurationError(WarroomError):
     """Settings or the YAML file are wrong; the message names what."""
+
+
+class StorageUnavailableError(WarroomError):
+    """The database cannot be reached or is locked; the caller may retry later."""

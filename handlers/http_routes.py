@@ -19,6 +19,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from bot.domain.vocabulary import IncidentSource
+from bot.services.alerts import Ingested
+
 
 class HttpMetrics:
     """Request counts and latencies, in a registry of the app's own."""
@@ -38,6 +41,17 @@ class HttpMetrics:
             registry=registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
         )
+
+        self.alerts = Counter(
+            "warroom_alerts",
+            "Alerts received on the webhooks",
+            ["source", "outcome"],
+            registry=registry,
+        )
+
+    def count_alerts(self, source: IncidentSource, outcome: Ingested) -> None:
+        self.alerts.labels(source=source.value, outcome="new").inc(outcome.new)
+        self.alerts.labels(source=source.value, outcome="duplicate").inc(outcome.duplicates)
 
     def observe(self, route: str, status: int, started: float) -> None:
         self.requests.labels(route=route, status=str(status)).inc()

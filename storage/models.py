@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     MetaData,
@@ -78,6 +79,13 @@ class IncidentRow(Base):
     affected_systems: Mapped[list[str]] = mapped_column(default=list)
     personal_data: Mapped[bool] = mapped_column(Boolean, default=False)
     public_facing: Mapped[bool] = mapped_column(Boolean, default=False)
+    # How warroom classified it: matched indicators, taxonomy ids, confidence, explanation.
+    indicators: Mapped[list[str]] = mapped_column(default=list)
+    atlas: Mapped[list[str]] = mapped_column(default=list)
+    owasp: Mapped[list[str]] = mapped_column(default=list)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    classified_by: Mapped[str] = mapped_column(String(20), default="")
+    explanation: Mapped[str] = mapped_column(Text, default="")
     channel_id: Mapped[str | None] = mapped_column(String(32), unique=True)
     channel_name: Mapped[str | None] = mapped_column(String(80))
     card_ts: Mapped[str | None] = mapped_column(String(32))
@@ -155,3 +163,71 @@ class NotificationRow(Base):
     due_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+
+
+class AlertDeliveryRow(Base):
+    """One webhook request body, kept as received: it is evidence."""
+
+    __tablename__ = "alert_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(32))
+    received_at: Mapped[datetime]
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    alert_count: Mapped[int] = mapped_column(Integer)
+    new_alerts: Mapped[int] = mapped_column(Integer)
+
+
+class AlertGroupRow(Base):
+    """Alerts that belong together (an Alertmanager group, a fingerprint) and their incident."""
+
+    __tablename__ = "alert_groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    group_key: Mapped[str] = mapped_column(String(512), unique=True)
+    source: Mapped[str] = mapped_column(String(32))
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"))
+    # Bumped each time the group opens a new incident after the previous one was resolved.
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    alert_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Alerts not yet summarised in the war room (at most one summary a minute per group).
+    pending_firing: Mapped[int] = mapped_column(Integer, default=0)
+    pending_resolved: Mapped[int] = mapped_column(Integer, default=0)
+    last_summary_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class AlertRow(Base):
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dedup_key: Mapped[str] = mapped_column(String(64), unique=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("alert_deliveries.id", ondelete="CASCADE"))
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("alert_groups.id", ondelete="CASCADE"), index=True
+    )
+    incident_id: Mapped[int | None] = mapped_column(
+        ForeignKey("incidents.id", ondelete="SET NULL"), index=True
+    )
+    source: Mapped[str] = mapped_column(String(32))
+    fingerprint: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(300))
+    severity: Mapped[str] = mapped_column(String(16))
+    starts_at: Mapped[datetime]
+    received_at: Mapped[datetime]
+    raw: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class MetricBaselineRow(Base):
+    """The anomaly detector's learned baseline for one metric of one model."""
+
+    __tablename__ = "metric_baselines"
+    __table_args__ = (UniqueConstraint("model", "metric"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(200))
+    metric: Mapped[str] = mapped_column(String(200))
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime]

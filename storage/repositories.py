@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -9,6 +10,7 @@ from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot.domain.alerts import Alert, stable_hash
 from bot.domain.incident import Declaration, Incident, IncidentSummary, RoleHolder
 from bot.domain.ledger import Claim
 from bot.domain.vocabulary import (
@@ -21,6 +23,9 @@ from bot.domain.vocabulary import (
     Severity,
 )
 from storage.models import (
+    AlertDeliveryRow,
+    AlertGroupRow,
+    AlertRow,
     CounterRow,
     IncidentRow,
     NotificationRow,
@@ -68,6 +73,12 @@ def to_incident(row: IncidentRow) -> Incident:
         affected_systems=tuple(row.affected_systems or ()),
         personal_data=row.personal_data,
         public_facing=row.public_facing,
+        indicators=tuple(row.indicators or ()),
+        atlas=tuple(row.atlas or ()),
+        owasp=tuple(row.owasp or ()),
+        confidence=row.confidence,
+        classified_by=row.classified_by,
+        explanation=row.explanation,
         channel_id=row.channel_id,
         channel_name=row.channel_name,
         card_ts=row.card_ts,
@@ -172,6 +183,7 @@ class IncidentRepository:
             affected_systems=list(declaration.affected_systems),
             personal_data=declaration.personal_data,
             public_facing=declaration.public_facing,
+            indicators=list(declaration.indicators),
             declared_at=now,
             updated_at=now,
         )
@@ -451,3 +463,246 @@ class NotificationRepository:
             }
             for row in rows
         ]
+
+
+@dataclass(frozen=True)
+class AlertGroup:
+    id: int
+    group_key: str
+    incident_id: int | None
+    generation: int
+    alert_count: int
+
+
+def _group(row: AlertGroupRow) -> AlertGroup:
+    return AlertGroup(
+        id=row.id,
+        group_key=row.group_key,
+        incident_id=row.incident_id,
+        generation=row.generation,
+        alert_count=row.alert_count,
+    )
+
+
+class AlertRepository:
+    """Deliveries, alerts and their groups. A group's row lock serialises its deliveries."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def record_delivery(
+        self, source: IncidentSource, body: Any, *, alert_count: int, now: datetime
+    ) -> int:
+        row = AlertDeliveryRow(
+            source=source.value,
+            received_at=now,
+            body=body if isinstance(body, dict) else {"body": body},
+            alert_count=alert_count,
+            new_alerts=0,
+        )
+        self._session.add(row)
+        self._session.flush()
+        return row.id
+
+    def count_new_alerts(self, delivery_id: int, new_alerts: int) -> None:
+        self._session.execute(
+            update(AlertDeliveryRow)
+            .where(AlertDeliveryRow.id == delivery_id)
+            .values(new_alerts=new_alerts)
+            .execution_options(synchronize_session=False)
+        )
+
+    def lock_group(self, group_key: str, source: IncidentSource, *, now: datetime) -> AlertGroup:
+        """The group, created if new, locked until commit (concurrent deliveries queue here)."""
+        try:
+            with self._session.begin_nested():
+                self._session.add(
+                    AlertGroupRow(
+                        group_key=group_key,
+                        source=source.value,
+                        generation=0,
+                        alert_count=0,
+                        pending_firing=0,
+                        pending_resolved=0,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        except IntegrityError:
+            pass
+        row = self._session.scalars(
+            select(AlertGroupRow)
+            .where(AlertGroupRow.group_key == group_key)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one()
+        return _group(row)
+
+    def known_dedup_keys(self, keys: list[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            found.update(
+                self._session.scalars(
+                    select(AlertRow.dedup_key).where(AlertRow.dedup_key.in_(chunk))
+                )
+            )
+        return found
+
+    def add_alerts(
+        self,
+        alerts: list[Alert],
+        *,
+        delivery_id: int,
+        group_id: int,
+        incident_id: int | None,
+        now: datetime,
+    ) -> None:
+        self._session.add_all(
+            AlertRow(
+                dedup_key=alert_dedup_key(alert),
+                delivery_id=delivery_id,
+                group_id=group_id,
+                incident_id=incident_id,
+                source=alert.source.value,
+                fingerprint=alert.fingerprint[:255],
+                status=alert.status.value,
+                title=alert.title[:300],
+                severity=alert.severity.value,
+                starts_at=alert.starts_at,
+                received_at=now,
+                raw=alert.raw,
+            )
+            for alert in alerts
+        )
+        self._session.flush()
+
+    def update_group(
+        self,
+        group_id: int,
+        *,
+        now: datetime,
+        added: int,
+        pending_firing: int = 0,
+        pending_resolved: int = 0,
+        incident_id: int | None = None,
+        new_generation: bool = False,
+    ) -> None:
+        """Count new alerts; with `new_generation` the group now belongs to `incident_id`
+        and its earlier alerts count as told (the new war room's card tells them)."""
+        values: dict[str, Any] = {
+            "alert_count": AlertGroupRow.alert_count + added,
+            "updated_at": now,
+        }
+        if new_generation:
+            values.update(
+                incident_id=incident_id,
+                generation=AlertGroupRow.generation + 1,
+                pending_firing=0,
+                pending_resolved=0,
+                last_summary_at=now,
+            )
+        else:
+            values.update(
+                pending_firing=AlertGroupRow.pending_firing + pending_firing,
+                pending_resolved=AlertGroupRow.pending_resolved + pending_resolved,
+            )
+        self._session.execute(
+            update(AlertGroupRow)
+            .where(AlertGroupRow.id == group_id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
+    def groups_due_a_summary(self, *, not_told_since: datetime) -> list[int]:
+        """Groups with alerts the war room has not heard of, last told before the cut-off."""
+        return list(
+            self._session.scalars(
+                select(AlertGroupRow.id).where(
+                    (AlertGroupRow.pending_firing + AlertGroupRow.pending_resolved) > 0,
+                    AlertGroupRow.incident_id.is_not(None),
+                    or_(
+                        AlertGroupRow.last_summary_at.is_(None),
+                        AlertGroupRow.last_summary_at <= not_told_since,
+                    ),
+                )
+            )
+        )
+
+    def take_summary(
+        self, group_id: int, *, now: datetime, not_told_since: datetime
+    ) -> AlertSummary | None:
+        """Claim the group's pending alerts for one war-room summary (at most one a minute)."""
+        row = self._session.scalars(
+            select(AlertGroupRow)
+            .where(AlertGroupRow.id == group_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one_or_none()
+        if row is None or row.incident_id is None:
+            return None
+        if row.pending_firing + row.pending_resolved == 0:
+            return None
+        if row.last_summary_at is not None and row.last_summary_at > not_told_since:
+            return None
+        since = row.last_summary_at
+        summary = AlertSummary(
+            group_id=row.id,
+            group_key=row.group_key,
+            incident_id=row.incident_id,
+            firing=row.pending_firing,
+            resolved=row.pending_resolved,
+            total=row.alert_count,
+            latest=tuple(
+                self._session.scalars(
+                    select(AlertRow.title + " (" + AlertRow.status + ")")
+                    .where(
+                        AlertRow.group_id == row.id,
+                        AlertRow.received_at > since if since else AlertRow.id > 0,
+                    )
+                    .order_by(AlertRow.id.desc())
+                    .limit(5)
+                )
+            ),
+        )
+        row.pending_firing, row.pending_resolved, row.last_summary_at = 0, 0, now
+        return summary
+
+    def restore_summary(self, summary: AlertSummary) -> None:
+        """Put a summary's counts back after Slack refused it, for the next pass."""
+        self._session.execute(
+            update(AlertGroupRow)
+            .where(AlertGroupRow.id == summary.group_id)
+            .values(
+                pending_firing=AlertGroupRow.pending_firing + summary.firing,
+                pending_resolved=AlertGroupRow.pending_resolved + summary.resolved,
+                last_summary_at=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    def alerts_for(self, incident_id: int) -> int:
+        return int(
+            self._session.scalar(
+                select(func.count())
+                .select_from(AlertRow)
+                .where(AlertRow.incident_id == incident_id)
+            )
+            or 0
+        )
+
+
+@dataclass(frozen=True)
+class AlertSummary:
+    group_id: int
+    group_key: str
+    incident_id: int
+    firing: int
+    resolved: int
+    total: int
+    latest: tuple[str, ...]
+
+
+def alert_dedup_key(alert: Alert) -> str:
+    """Unique per alert occurrence within its group (see Alert.dedup_key)."""
+    return stable_hash(alert.group_key, alert.dedup_key)

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from storage.db import READ_ONLY
 from storage.repositories import (
+    AlertRepository,
     IncidentRepository,
     NotificationRepository,
     OutboundMessageRepository,
@@ -23,6 +24,7 @@ class UnitOfWork:
     timeline: TimelineRepository
     outbound: OutboundMessageRepository
     notifications: NotificationRepository
+    alerts: AlertRepository
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self._session_factory = session_factory
@@ -34,6 +36,7 @@ class UnitOfWork:
         self.timeline = TimelineRepository(self._session)
         self.outbound = OutboundMessageRepository(self._session)
         self.notifications = NotificationRepository(self._session)
+        self.alerts = AlertRepository(self._session)
         return self
 
     def __exit__(

@@ -30,6 +30,12 @@ class Incident:
     affected_systems: tuple[str, ...] = ()
     personal_data: bool = False
     public_facing: bool = False
+    indicators: tuple[str, ...] = ()
+    atlas: tuple[str, ...] = ()
+    owasp: tuple[str, ...] = ()
+    confidence: float | None = None
+    classified_by: str = ""
+    explanation: str = ""
     channel_id: str | None = None
     channel_name: str | None = None
     card_ts: str | None = None
@@ -59,6 +65,7 @@ class Declaration:
     affected_systems: tuple[str, ...] = ()
     personal_data: bool = False
     public_facing: bool = False
+    indicators: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -70,32 +70,38 @@ class IncidentService:
 
     def declare(self, declaration: Declaration) -> DeclarationResult:
         """Store a new incident with its on-call roles, or return the one this request made."""
+        for _ in range(_DUPLICATE_RACE_RETRIES):
+            with self._uow() as uow:
+                try:
+                    result = self.declare_in(uow, declaration)
+                    if result.created:
+                        uow.commit()
+                except IntegrityError:
+                    continue
+            if result.created:
+                log.info(
+                    "declared incident #%d (%s)", result.incident.number, declaration.dedup_key
+                )
+            return result
+        raise UserError("warroom could not number the incident; please declare it again.")
+
+    def declare_in(self, uow: UnitOfWork, declaration: Declaration) -> DeclarationResult:
+        """Declare inside the caller's transaction, which the caller commits."""
+        number = uow.incidents.next_number()
+        existing = uow.incidents.get_by_dedup_key(declaration.dedup_key)
+        if existing is not None:
+            return DeclarationResult(incident=existing, created=False)
         incident_type = declaration.incident_type or infer_incident_type(
             title=declaration.title, description=declaration.description
         )
-        for _ in range(_DUPLICATE_RACE_RETRIES):
-            with self._uow() as uow:
-                number = uow.incidents.next_number()
-                existing = uow.incidents.get_by_dedup_key(declaration.dedup_key)
-                if existing is not None:
-                    return DeclarationResult(incident=existing, created=False)
-                now = self._clock.now()
-                try:
-                    incident_id = uow.incidents.add(
-                        declaration, number=number, incident_type=incident_type, now=now
-                    )
-                except IntegrityError:
-                    continue
-                self._record_declaration(uow, incident_id, declaration, now)
-                incident = uow.incidents.get(incident_id)
-                try:
-                    uow.commit()
-                except IntegrityError:
-                    continue
-                assert incident is not None
-                log.info("declared incident #%d (%s)", incident.number, declaration.dedup_key)
-                return DeclarationResult(incident=incident, created=True)
-        raise UserError("warroom could not number the incident; please declare it again.")
+        now = self._clock.now()
+        incident_id = uow.incidents.add(
+            declaration, number=number, incident_type=incident_type, now=now
+        )
+        self._record_declaration(uow, incident_id, declaration, now)
+        incident = uow.incidents.get(incident_id)
+        assert incident is not None
+        return DeclarationResult(incident=incident, created=True)
 
     def _record_declaration(
         self, uow: UnitOfWork, incident_id: int, declaration: Declaration, now: Any

@@ -253,6 +253,14 @@ class WarRoomService:
             )
             self._slack.post(incident.channel_id, message)
 
+    def post_alert_summary(self, incident: Incident, summary: dict[str, Any]) -> None:
+        """One war-room message for a group's alerts since the last one."""
+        if incident.channel_id:
+            message = self._renderer.render(
+                "alert_summary", incident=incident_context(incident), summary=summary
+            )
+            self._slack.post(incident.channel_id, message)
+
     def invite(self, incident: Incident, user_ids: list[str]) -> None:
         if incident.channel_id:
             self._slack.invite(incident.channel_id, user_ids)

@@ -88,6 +88,17 @@ def all_renderings(renderer: Renderer, incident: Incident) -> dict[str, dict[str
         "help": renderer.render("help", commands=[("/incident help", "this list")]),
         "user_error": renderer.render("user_error", message="bad <input>", usage="/incident x"),
         "declaring": renderer.render("declaring", incident=context, created=True),
+        "alert_summary": renderer.render(
+            "alert_summary",
+            incident=context,
+            summary={
+                "firing": 3,
+                "resolved": 1,
+                "total": 40,
+                "group_key": "am:{}:<x>",
+                "latest": [f"<b>alert {i}</b> (firing)" * 20 for i in range(5)],
+            },
+        ),
         **{
             f"war_room_notice:{kind}": renderer.render(
                 "war_room_notice",
@@ -101,7 +112,7 @@ def all_renderings(renderer: Renderer, incident: Incident) -> dict[str, dict[str
                     "previous": "high",
                 },
             )
-            for kind in ("role_assigned", "severity_changed", "resolved")
+            for kind in ("role_assigned", "severity_changed", "resolved", "escalated")
         },
     }
 

@@ -1,0 +1,265 @@
+"""Alerts in, incidents out: record every alert, group it, declare or attach, escalate."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from bot.clock import Clock
+from bot.domain.alerts import Alert, AlertStatus
+from bot.domain.incident import Declaration
+from bot.domain.vocabulary import IncidentSource, Severity
+from bot.errors import StorageUnavailableError
+from bot.services.incidents import IncidentService, SeverityChange
+from bot.services.war_room import WarRoomService
+
+if TYPE_CHECKING:
+    from storage.repositories import AlertGroup, AlertSummary
+    from storage.unit_of_work import UnitOfWork, UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+# The war room hears about a group's new alerts at most once a minute.
+SUMMARY_INTERVAL = timedelta(minutes=1)
+ALERT_ACTOR = "alert"
+
+
+@dataclass
+class Ingested:
+    """What one webhook delivery did."""
+
+    received: int = 0
+    new: int = 0
+    declared: list[int] = field(default_factory=list)  # incident ids
+    attached: list[int] = field(default_factory=list)
+    escalations: list[SeverityChange] = field(default_factory=list)
+    groups: list[int] = field(default_factory=list)
+
+    @property
+    def duplicates(self) -> int:
+        return self.received - self.new
+
+
+class AlertService:
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        incidents: IncidentService,
+        war_rooms: WarRoomService,
+    ) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._incidents = incidents
+        self._war_rooms = war_rooms
+
+    def ingest(self, source: IncidentSource, alerts: list[Alert], body: Any) -> Ingested:
+        """Record the delivery and its alerts, and declare or attach, in one transaction."""
+        now = self._clock.now()
+        outcome = Ingested(received=len(alerts))
+        by_group: dict[str, list[Alert]] = defaultdict(list)
+        for alert in alerts:
+            by_group[alert.group_key].append(alert)
+        try:
+            self._record(source, by_group, body, now, outcome)
+        except (OperationalError, InterfaceError) as error:
+            raise StorageUnavailableError(str(error).splitlines()[0]) from error
+        return outcome
+
+    def _record(
+        self,
+        source: IncidentSource,
+        by_group: dict[str, list[Alert]],
+        body: Any,
+        now: datetime,
+        outcome: Ingested,
+    ) -> None:
+        with self._uow() as uow:
+            delivery_id = uow.alerts.record_delivery(
+                source, body, alert_count=outcome.received, now=now
+            )
+            for group_key, members in by_group.items():
+                self._ingest_group(uow, source, group_key, members, delivery_id, now, outcome)
+            uow.alerts.count_new_alerts(delivery_id, outcome.new)
+            uow.commit()
+
+    def _ingest_group(
+        self,
+        uow: UnitOfWork,
+        source: IncidentSource,
+        group_key: str,
+        members: list[Alert],
+        delivery_id: int,
+        now: datetime,
+        outcome: Ingested,
+    ) -> None:
+        group = uow.alerts.lock_group(group_key, source, now=now)
+        new = _unseen(uow, members)
+        if not new:
+            return
+        outcome.new += len(new)
+        outcome.groups.append(group.id)
+        firing = [a for a in new if a.status is AlertStatus.FIRING]
+        resolved = len(new) - len(firing)
+        incident = uow.incidents.get(group.incident_id) if group.incident_id else None
+        if incident is not None and incident.state.is_open:
+            uow.alerts.add_alerts(
+                new, delivery_id=delivery_id, group_id=group.id, incident_id=incident.id, now=now
+            )
+            uow.alerts.update_group(
+                group.id,
+                now=now,
+                added=len(new),
+                pending_firing=len(firing),
+                pending_resolved=resolved,
+            )
+            uow.timeline.add(
+                incident.id,
+                kind="alerts_received",
+                actor_id=ALERT_ACTOR,
+                summary=f"{len(firing)} firing and {resolved} resolved alerts from {source.value}",
+                now=now,
+                data={"group": group_key, "firing": len(firing), "resolved": resolved},
+            )
+            outcome.attached.append(incident.id)
+            worst = _worst(firing)
+            if worst is not None and worst.severity.rank < incident.severity.rank:
+                outcome.escalations.append(self._escalate(uow, incident.id, worst, now))
+            return
+        if not firing:
+            # A resolved alert for a group without an open incident is evidence, nothing more.
+            uow.alerts.add_alerts(
+                new, delivery_id=delivery_id, group_id=group.id, incident_id=None, now=now
+            )
+            uow.alerts.update_group(group.id, now=now, added=len(new))
+            return
+        result = self._incidents.declare_in(uow, _declaration(group, firing))
+        incident_id = result.incident.id
+        uow.alerts.add_alerts(
+            new, delivery_id=delivery_id, group_id=group.id, incident_id=incident_id, now=now
+        )
+        uow.alerts.update_group(
+            group.id, now=now, added=len(new), incident_id=incident_id, new_generation=True
+        )
+        outcome.declared.append(incident_id)
+
+    def _escalate(
+        self, uow: UnitOfWork, incident_id: int, alert: Alert, now: datetime
+    ) -> SeverityChange:
+        current = uow.incidents.get(incident_id)
+        assert current is not None
+        uow.incidents.set_severity(incident_id, alert.severity, now=now)
+        uow.timeline.add(
+            incident_id,
+            kind="severity_changed",
+            actor_id=ALERT_ACTOR,
+            summary=f"Severity {current.severity.value} → {alert.severity.value} "
+            f"(escalated by alert: {alert.title})",
+            now=now,
+            data={
+                "from": current.severity.value,
+                "to": alert.severity.value,
+                "alert": alert.fingerprint,
+            },
+        )
+        escalated = uow.incidents.get(incident_id)
+        assert escalated is not None
+        return SeverityChange(incident=escalated, previous=current.severity, actor_id=ALERT_ACTOR)
+
+    # -- after the 202 ------------------------------------------------------------------
+
+    def follow_up(self, outcome: Ingested) -> None:
+        """Slack work for a delivery: open new war rooms, tell escalations, summarise."""
+        for incident_id in outcome.declared:
+            self._war_rooms.open_war_room(incident_id)
+        for change in outcome.escalations:
+            self._war_rooms.refresh_card(change.incident.id)
+            self._war_rooms.post_notice(
+                change.incident,
+                {
+                    "kind": "escalated",
+                    "previous": change.previous.value,
+                    "actor_id": change.actor_id,
+                },
+            )
+            if change.incident.severity is Severity.CRITICAL:
+                self._war_rooms.raise_critical_alarm(change.incident.id)
+        self.post_summaries(outcome.groups)
+
+    def post_summaries(self, group_ids: list[int] | None = None) -> int:
+        """Tell each war room about its group's new alerts, at most once a minute per group."""
+        now = self._clock.now()
+        cut_off = now - SUMMARY_INTERVAL
+        if group_ids is None:
+            with self._uow(read_only=True) as uow:
+                group_ids = uow.alerts.groups_due_a_summary(not_told_since=cut_off)
+        posted = 0
+        for group_id in group_ids:
+            with self._uow() as uow:
+                summary = uow.alerts.take_summary(group_id, now=now, not_told_since=cut_off)
+                incident = uow.incidents.get(summary.incident_id) if summary else None
+                if summary is None or incident is None or not incident.channel_id:
+                    continue  # nothing new, told recently, or the war room is still opening
+                uow.commit()
+            try:
+                self._war_rooms.post_alert_summary(incident, _summary_context(summary))
+                posted += 1
+            except Exception:
+                with self._uow() as uow:
+                    uow.alerts.restore_summary(summary)
+                    uow.commit()
+                raise
+        return posted
+
+
+def _unseen(uow: UnitOfWork, members: list[Alert]) -> list[Alert]:
+    from storage.repositories import alert_dedup_key
+
+    known = uow.alerts.known_dedup_keys([alert_dedup_key(a) for a in members])
+    fresh: dict[str, Alert] = {}
+    for alert in members:
+        key = alert_dedup_key(alert)
+        if key not in known:
+            fresh.setdefault(key, alert)  # the same alert twice in one body counts once
+    return list(fresh.values())
+
+
+def _worst(alerts: list[Alert]) -> Alert | None:
+    return min(alerts, key=lambda a: a.severity.rank) if alerts else None
+
+
+def _declaration(group: AlertGroup, firing: list[Alert]) -> Declaration:
+    worst = _worst(firing)
+    assert worst is not None
+    indicators = tuple(dict.fromkeys(i for a in firing for i in a.indicators))
+    models = tuple(dict.fromkeys(a.model for a in firing if a.model))
+    systems = tuple(dict.fromkeys(s for a in firing for s in a.systems))
+    extra = f"\n\n{len(firing)} alerts firing in this group." if len(firing) > 1 else ""
+    return Declaration(
+        title=worst.title,
+        severity=worst.severity,
+        reporter_id=worst.source.value,
+        source=worst.source,
+        # One incident per group and generation: the group's row lock and this unique key
+        # make concurrent deliveries of the same group declare once.
+        dedup_key=f"alerts:{group.id}:{group.generation + 1}",
+        description=(worst.description + extra).strip(),
+        affected_systems=models + systems,
+        indicators=indicators,
+    )
+
+
+def _summary_context(summary: AlertSummary) -> dict[str, Any]:
+    return {
+        "firing": summary.firing,
+        "resolved": summary.resolved,
+        "total": summary.total,
+        "latest": list(summary.latest),
+        "group_key": summary.group_key,
+    }

@@ -1,0 +1,126 @@
+"""The /webhooks/* routes: authenticate, bound, parse, record in one transaction, answer 202.
+
+Senders retry on 5xx and connection errors, so: a repeat of a recorded alert is still a 202,
+bad input is a 4xx that names the field (a retry would not help), and a database outage is a
+503 (a retry will)."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from bot.alert_payloads import PayloadError, generic_alert_schema, parse_payload
+from bot.domain.vocabulary import IncidentSource
+from bot.errors import ExternalServiceError, StorageUnavailableError
+from bot.services.alerts import AlertService, Ingested
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 1024 * 1024  # 1 MiB
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _read_bounded(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise _TooLarge
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > MAX_BODY:
+            raise _TooLarge
+    return bytes(body)
+
+
+def build_webhook_routes(
+    *,
+    token: str | None,
+    alerts: AlertService,
+    now: Callable[[], datetime],
+    on_delivery: Callable[[IncidentSource, Ingested], None] | None = None,
+) -> list[BaseRoute]:
+    """The webhook routes; without a token they answer 503 and accept nothing."""
+
+    def authorised(request: Request) -> Response | None:
+        if token is None:
+            return _error(503, "webhooks are disabled: WARROOM_WEBHOOK_TOKEN is not set")
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        ):
+            return _error(401, "missing or wrong bearer token")
+        return None
+
+    def follow_up(outcome: Ingested) -> None:
+        try:
+            alerts.follow_up(outcome)
+        except ExternalServiceError as error:
+            # The alerts are stored; the sweep reopens war rooms and re-sends summaries.
+            log.warning("Slack follow-up of a delivery failed: %s", error)
+
+    def receiver(source: IncidentSource) -> Callable[[Request], Awaitable[Response]]:
+        async def receive(request: Request) -> Response:
+            refused = authorised(request)
+            if refused is not None:
+                return refused
+            try:
+                raw = await _read_bounded(request)
+            except _TooLarge:
+                return _error(413, f"body larger than {MAX_BODY} bytes")
+            except ClientDisconnect:
+                return _error(400, "the body was not received")
+            try:
+                body: Any = json.loads(raw)
+            except (UnicodeDecodeError, json.JSONDecodeError) as error:
+                return _error(400, f"body is not valid JSON: {error}")
+            try:
+                parsed = parse_payload(source, body, now=now())
+            except PayloadError as error:
+                return _error(400, error.user_message)
+            try:
+                outcome = await run_in_threadpool(alerts.ingest, source, parsed, body)
+            except StorageUnavailableError as error:
+                log.error("database unavailable for a %s delivery: %s", source.value, error)
+                return _error(503, "database unavailable; retry later")
+            if on_delivery is not None:
+                on_delivery(source, outcome)
+            return JSONResponse(
+                {
+                    "status": "accepted",
+                    "alerts": outcome.received,
+                    "new": outcome.new,
+                    "duplicates": outcome.duplicates,
+                    "incidents_declared": len(outcome.declared),
+                },
+                status_code=202,
+                background=BackgroundTask(follow_up, outcome),
+            )
+
+        return receive
+
+    async def schema(request: Request) -> Response:
+        return JSONResponse(generic_alert_schema())
+
+    return [
+        Route("/webhooks/alertmanager", receiver(IncidentSource.ALERTMANAGER), methods=["POST"]),
+        Route("/webhooks/grafana", receiver(IncidentSource.GRAFANA), methods=["POST"]),
+        Route("/webhooks/generic", receiver(IncidentSource.GENERIC_WEBHOOK), methods=["POST"]),
+        Route("/webhooks/generic/schema", schema, methods=["GET"]),
+    ]
