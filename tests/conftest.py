@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -99,12 +100,17 @@ def emulator() -> Iterator[SlackEmulator]:
         yield running
 
 
-def make_settings(emulator: SlackEmulator, database_url: str = "sqlite://") -> Settings:
-    return Settings(
-        slack_bot_token="xoxb-test-token",
-        slack_signing_secret=SIGNING_SECRET,
-        slack_api_url=emulator.api_url,
-        database_url=database_url,
+def make_settings(
+    emulator: SlackEmulator, database_url: str = "sqlite://", **overrides: Any
+) -> Settings:
+    return Settings.model_validate(
+        {
+            "slack_bot_token": "xoxb-test-token",
+            "slack_signing_secret": SIGNING_SECRET,
+            "slack_api_url": emulator.api_url,
+            "database_url": database_url,
+            **overrides,
+        }
     )
 
 
