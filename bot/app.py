@@ -18,6 +18,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import WarroomConfig
 from bot.rendering import Renderer
 from bot.services.alerts import SUMMARY_INTERVAL, AlertService
+from bot.services.anomalies import AnomalyService
 from bot.services.incidents import IncidentService
 from bot.services.war_room import WarRoomService
 from bot.services.workflow import IncidentWorkflow
@@ -142,7 +143,13 @@ def create_app(
     asgi = Starlette(
         routes=build_routes(bolt=bolt, database_ok=lambda: ping(engine), metrics=metrics)
         + build_webhook_routes(
-            token=webhook_token, alerts=alerts, now=clock.now, on_delivery=metrics.count_alerts
+            token=webhook_token,
+            alerts=alerts,
+            anomalies=AnomalyService(
+                uow=uow, clock=clock, rules=config.detection.to_rules(), alerts=alerts
+            ),
+            now=clock.now,
+            on_delivery=metrics.count_alerts,
         )
     )
     return Warroom(

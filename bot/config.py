@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from bot.detection_settings import DetectionSettings
 from bot.domain.channel_names import is_valid_prefix
 from bot.domain.vocabulary import Audience, NotificationTier, Role
 from bot.errors import ConfigurationError
@@ -150,6 +151,7 @@ class WarroomConfig(_Strict):
     audiences: Audiences = Field(default_factory=Audiences)
     deadlines: Deadlines = Field(default_factory=Deadlines)
     containment: Containment = Field(default_factory=Containment)
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)
 
     @field_validator("channel_prefix")
     @classmethod

@@ -20,9 +20,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.alert_payloads import PayloadError, generic_alert_schema, parse_payload
+from bot.domain.anomaly import SampleError, parse_samples
 from bot.domain.vocabulary import IncidentSource
 from bot.errors import ExternalServiceError, StorageUnavailableError
 from bot.services.alerts import AlertService, Ingested
+from bot.services.anomalies import AnomalyService
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ def build_webhook_routes(
     *,
     token: str | None,
     alerts: AlertService,
+    anomalies: AnomalyService,
     now: Callable[[], datetime],
     on_delivery: Callable[[IncidentSource, Ingested], None] | None = None,
 ) -> list[BaseRoute]:
@@ -75,21 +78,41 @@ def build_webhook_routes(
             # The alerts are stored; the sweep reopens war rooms and re-sends summaries.
             log.warning("Slack follow-up of a delivery failed: %s", error)
 
+    async def read_json(request: Request) -> Any:
+        """The authorised, bounded, parsed body; or the Response that refuses it."""
+        refused = authorised(request)
+        if refused is not None:
+            return refused
+        try:
+            raw = await _read_bounded(request)
+        except _TooLarge:
+            return _error(413, f"body larger than {MAX_BODY} bytes")
+        except ClientDisconnect:
+            return _error(400, "the body was not received")
+        try:
+            return json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            return _error(400, f"body is not valid JSON: {error}")
+
+    def accepted(outcome: Ingested, **extra: Any) -> Response:
+        return JSONResponse(
+            {
+                "status": "accepted",
+                **extra,
+                "alerts": outcome.received,
+                "new": outcome.new,
+                "duplicates": outcome.duplicates,
+                "incidents_declared": len(outcome.declared),
+            },
+            status_code=202,
+            background=BackgroundTask(follow_up, outcome),
+        )
+
     def receiver(source: IncidentSource) -> Callable[[Request], Awaitable[Response]]:
         async def receive(request: Request) -> Response:
-            refused = authorised(request)
-            if refused is not None:
-                return refused
-            try:
-                raw = await _read_bounded(request)
-            except _TooLarge:
-                return _error(413, f"body larger than {MAX_BODY} bytes")
-            except ClientDisconnect:
-                return _error(400, "the body was not received")
-            try:
-                body: Any = json.loads(raw)
-            except (UnicodeDecodeError, json.JSONDecodeError) as error:
-                return _error(400, f"body is not valid JSON: {error}")
+            body = await read_json(request)
+            if isinstance(body, Response):
+                return body
             try:
                 parsed = parse_payload(source, body, now=now())
             except PayloadError as error:
@@ -101,19 +124,30 @@ def build_webhook_routes(
                 return _error(503, "database unavailable; retry later")
             if on_delivery is not None:
                 on_delivery(source, outcome)
-            return JSONResponse(
-                {
-                    "status": "accepted",
-                    "alerts": outcome.received,
-                    "new": outcome.new,
-                    "duplicates": outcome.duplicates,
-                    "incidents_declared": len(outcome.declared),
-                },
-                status_code=202,
-                background=BackgroundTask(follow_up, outcome),
-            )
+            return accepted(outcome)
 
         return receive
+
+    async def receive_metrics(request: Request) -> Response:
+        body = await read_json(request)
+        if isinstance(body, Response):
+            return body
+        try:
+            samples = parse_samples(body, received_at=now())
+        except SampleError as error:
+            return _error(400, f"{error.field}: {error.problem}")
+        try:
+            observed = await run_in_threadpool(anomalies.observe, samples, body)
+        except StorageUnavailableError as error:
+            log.error("database unavailable for metric samples: %s", error)
+            return _error(503, "database unavailable; retry later")
+        if on_delivery is not None:
+            on_delivery(IncidentSource.ANOMALY_DETECTOR, observed.alerts)
+        return accepted(
+            observed.alerts,
+            samples=observed.samples,
+            anomalies=[a.to_dict() for a in observed.anomalies],
+        )
 
     async def schema(request: Request) -> Response:
         return JSONResponse(generic_alert_schema())
@@ -123,4 +157,5 @@ def build_webhook_routes(
         Route("/webhooks/grafana", receiver(IncidentSource.GRAFANA), methods=["POST"]),
         Route("/webhooks/generic", receiver(IncidentSource.GENERIC_WEBHOOK), methods=["POST"]),
         Route("/webhooks/generic/schema", schema, methods=["GET"]),
+        Route("/webhooks/metrics", receive_metrics, methods=["POST"]),
     ]

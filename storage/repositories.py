@@ -28,6 +28,7 @@ from storage.models import (
     AlertRow,
     CounterRow,
     IncidentRow,
+    MetricBaselineRow,
     NotificationRow,
     OutboundMessageRow,
     RoleAssignmentRow,
@@ -706,3 +707,35 @@ class AlertSummary:
 def alert_dedup_key(alert: Alert) -> str:
     """Unique per alert occurrence within its group (see Alert.dedup_key)."""
     return stable_hash(alert.group_key, alert.dedup_key)
+
+
+class BaselineRepository:
+    """The anomaly detector's baselines, one row per (model, metric), locked while updated."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def lock(self, model: str, metric: str, *, now: datetime) -> dict[str, Any] | None:
+        """The stored baseline (None if new), locked until commit."""
+        try:
+            with self._session.begin_nested():
+                self._session.add(
+                    MetricBaselineRow(model=model, metric=metric, state={}, updated_at=now)
+                )
+        except IntegrityError:
+            pass
+        row = self._session.scalars(
+            select(MetricBaselineRow)
+            .where(MetricBaselineRow.model == model, MetricBaselineRow.metric == metric)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one()
+        return dict(row.state) if row.state else None
+
+    def save(self, model: str, metric: str, state: dict[str, Any], *, now: datetime) -> None:
+        self._session.execute(
+            update(MetricBaselineRow)
+            .where(MetricBaselineRow.model == model, MetricBaselineRow.metric == metric)
+            .values(state=state, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )

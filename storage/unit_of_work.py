@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from storage.db import READ_ONLY
 from storage.repositories import (
     AlertRepository,
+    BaselineRepository,
     IncidentRepository,
     NotificationRepository,
     OutboundMessageRepository,
@@ -25,6 +26,7 @@ class UnitOfWork:
     outbound: OutboundMessageRepository
     notifications: NotificationRepository
     alerts: AlertRepository
+    baselines: BaselineRepository
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self._session_factory = session_factory
@@ -37,6 +39,7 @@ class UnitOfWork:
         self.outbound = OutboundMessageRepository(self._session)
         self.notifications = NotificationRepository(self._session)
         self.alerts = AlertRepository(self._session)
+        self.baselines = BaselineRepository(self._session)
         return self
 
     def __exit__(

@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from bot.domain.vocabulary import IncidentSource, Severity, parse_severity
+from bot.domain.vocabulary import IncidentSource, IncidentType, Severity, parse_severity
 
 
 class AlertStatus(StrEnum):
@@ -75,6 +75,8 @@ class Alert:
     link: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
+    # Set when the sender already knows (the anomaly detector); otherwise classified.
+    incident_type: IncidentType | None = None
 
     @property
     def dedup_key(self) -> str:

@@ -63,31 +63,32 @@ class AlertService:
         """Record the delivery and its alerts, and declare or attach, in one transaction."""
         now = self._clock.now()
         outcome = Ingested(received=len(alerts))
-        by_group: dict[str, list[Alert]] = defaultdict(list)
-        for alert in alerts:
-            by_group[alert.group_key].append(alert)
         try:
-            self._record(source, by_group, body, now, outcome)
+            with self._uow() as uow:
+                self.ingest_in(uow, source, alerts, body, now=now, outcome=outcome)
+                uow.commit()
         except (OperationalError, InterfaceError) as error:
             raise StorageUnavailableError(str(error).splitlines()[0]) from error
         return outcome
 
-    def _record(
+    def ingest_in(
         self,
+        uow: UnitOfWork,
         source: IncidentSource,
-        by_group: dict[str, list[Alert]],
+        alerts: list[Alert],
         body: Any,
+        *,
         now: datetime,
         outcome: Ingested,
     ) -> None:
-        with self._uow() as uow:
-            delivery_id = uow.alerts.record_delivery(
-                source, body, alert_count=outcome.received, now=now
-            )
-            for group_key, members in by_group.items():
-                self._ingest_group(uow, source, group_key, members, delivery_id, now, outcome)
-            uow.alerts.count_new_alerts(delivery_id, outcome.new)
-            uow.commit()
+        """Record inside the caller's transaction (the caller commits)."""
+        by_group: dict[str, list[Alert]] = defaultdict(list)
+        for alert in alerts:
+            by_group[alert.group_key].append(alert)
+        delivery_id = uow.alerts.record_delivery(source, body, alert_count=len(alerts), now=now)
+        for group_key, members in by_group.items():
+            self._ingest_group(uow, source, group_key, members, delivery_id, now, outcome)
+        uow.alerts.count_new_alerts(delivery_id, outcome.new)
 
     def _ingest_group(
         self,
@@ -252,6 +253,7 @@ def _declaration(group: AlertGroup, firing: list[Alert]) -> Declaration:
         description=(worst.description + extra).strip(),
         affected_systems=models + systems,
         indicators=indicators,
+        incident_type=worst.incident_type,
     )
 
 

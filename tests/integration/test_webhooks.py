@@ -334,3 +334,67 @@ def test_database_loss_is_503_so_the_sender_retries(
         server.stop()
         app.close()
     assert response.status_code == 503
+
+
+def samples(
+    metric: str, values: list[float], *, model: str = "support-bot-v2", start: int = 0
+) -> list[dict[str, Any]]:
+    return [
+        {"model": model, "metric": metric, "value": value, "timestamp": 1_795_000_000 + start + i}
+        for i, value in enumerate(values)
+    ]
+
+
+def test_a_sustained_drop_in_factuality_declares_a_hallucination_incident(
+    hooks: Webhooks, emulator: SlackEmulator
+) -> None:
+    import random
+
+    noise = random.Random(7)
+    calm = [0.92 + noise.gauss(0, 0.01) for _ in range(60)]
+    warm = hooks.post("metrics", {"samples": samples("factuality_score", calm)})
+    assert warm.status_code == 202, warm.text
+    assert warm.json()["anomalies"] == []
+    drop = hooks.post("metrics", samples("factuality_score", [0.55, 0.54, 0.56, 0.53], start=100))
+    assert drop.status_code == 202
+    [anomaly] = drop.json()["anomalies"]
+    assert anomaly["indicators"] == ["factuality_drop"]
+    assert drop.json()["incidents_declared"] == 1
+    hooks.served.wait_for(lambda: opened(hooks))
+    incident = hooks.served.app.workflow.incidents.list_open()[0]
+    assert incident.incident_type.value == "hallucination_cascade"
+    assert incident.source.value == "anomaly_detector"
+    assert "factuality_drop" in incident.indicators
+
+
+def test_security_anomalies_are_critical(hooks: Webhooks) -> None:
+    hooks.post("metrics", samples("adversarial_score", [0.1, 0.2, 0.91]))
+    incident = hooks.served.app.workflow.incidents.list_open()[0]
+    assert incident.severity is Severity.CRITICAL
+
+
+@pytest.mark.parametrize(
+    ("body", "pointer"),
+    [
+        ({"model": "m", "metric": "latency"}, "value: is required"),
+        (
+            [{"model": "m", "metric": "latency", "value": 1}, {"model": "m", "metric": "x"}],
+            "samples[1].value",
+        ),
+        ([], "samples:"),
+        ({"model": "m", "metric": "latency", "value": "fast"}, "value"),
+    ],
+)
+def test_bad_samples_are_400_pointing_at_the_field(
+    hooks: Webhooks, body: Any, pointer: str
+) -> None:
+    response = hooks.post("metrics", body)
+    assert response.status_code == 400
+    assert pointer in response.json()["error"]
+    assert hooks.counts() == (0, 0, 0)
+
+
+def test_nan_is_refused(hooks: Webhooks) -> None:
+    response = hooks.post("metrics", None, raw=b'{"model": "m", "metric": "latency", "value": NaN}')
+    assert response.status_code == 400
+    assert "value" in response.json()["error"]
