@@ -33,6 +33,12 @@ def incident_context(incident: Incident) -> dict[str, Any]:
         "public_facing": incident.public_facing,
         "channel_id": incident.channel_id,
         "channel_name": incident.channel_name,
+        "indicators": list(incident.indicators),
+        "atlas": list(incident.atlas),
+        "owasp": list(incident.owasp),
+        "confidence": incident.confidence,
+        "classified_by": incident.classified_by,
+        "explanation": incident.explanation,
         "roles": [
             {"role": role.value, "label": role.label, "user_id": incident.holder(role)}
             for role in Role

@@ -45,6 +45,12 @@ def make_incident(**changes: Any) -> Incident:
         channel_id="C0WARROOM",
         channel_name="inc-12-support",
         card_ts="1.2",
+        indicators=("system_prompt_leak", "unusual_prompts"),
+        atlas=("AML.T0051",),
+        owasp=("LLM01:2025", "LLM07:2025"),
+        confidence=0.93,
+        classified_by="rules",
+        explanation="Rules matched system_prompt_leak and unusual_prompts.",
         roles=(RoleHolder(Role.INCIDENT_COMMANDER, "U0IC"),),
     )
     return replace(incident, **changes)
@@ -223,3 +229,12 @@ def test_topic_and_purpose_fit_slacks_250_characters(
     assert 0 < len(texts["topic"]) <= 250
     assert 0 < len(texts["purpose"]) <= 250
     assert incident.title[:20] in texts["topic"]
+
+
+def test_card_shows_indicators_and_taxonomy(renderer: Renderer) -> None:
+    card = renderer.render(
+        "incident_card", incident=incident_context(make_incident()), **vocabulary_context()
+    )
+    text = json.dumps(card)
+    for expected in ("system_prompt_leak", "AML.T0051", "LLM01:2025", "Rules matched"):
+        assert expected in text
