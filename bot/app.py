@@ -14,8 +14,10 @@ from slack_sdk import WebClient
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 
+from bot.classifier import build_classifier
 from bot.clock import Clock, SystemClock
 from bot.config import WarroomConfig
+from bot.domain.classification import Classifier
 from bot.rendering import Renderer
 from bot.services.alerts import SUMMARY_INTERVAL, AlertService
 from bot.services.anomalies import AnomalyService
@@ -50,6 +52,7 @@ class Warroom:
     executor: ThreadPoolExecutor
     clock: Clock
     alerts: AlertService
+    classifier: Classifier
     scheduler: BackgroundScheduler = field(init=False)
 
     def __post_init__(self) -> None:
@@ -74,7 +77,9 @@ class Warroom:
         )
 
     def start_background_work(self) -> None:
-        """Resume half-opened war rooms now and every 30 s (after a crash or a Slack outage)."""
+        """Train the text classifier, then resume half-opened war rooms now and every 30 s
+        (after a crash or a Slack outage) and send due alert summaries every minute."""
+        self.classifier.warm_up()
         self.scheduler.start()
         self.scheduler.modify_job(SWEEP_JOB_ID, next_run_time=self.clock.now())
 
@@ -114,7 +119,8 @@ def create_app(
     uow = UnitOfWorkFactory(engine)
     renderer = Renderer()
     slack = SlackGateway(web_client)
-    incidents = IncidentService(uow=uow, clock=clock, config=config)
+    classifier = build_classifier(config.classification)
+    incidents = IncidentService(uow=uow, clock=clock, config=config, classifier=classifier)
     war_rooms = WarRoomService(uow=uow, slack=slack, renderer=renderer, config=config, clock=clock)
     workflow = IncidentWorkflow(
         incidents=incidents, war_rooms=war_rooms, renderer=renderer, slack=slack
@@ -162,4 +168,5 @@ def create_app(
         executor=executor,
         clock=clock,
         alerts=alerts,
+        classifier=classifier,
     )

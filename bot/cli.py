@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from bot.domain.vocabulary import Severity, parse_severity
 from bot.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from bot.domain.classification import Classification
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,7 +42,38 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate the settings and YAML file")
     check.add_argument("file", nargs="?", type=Path, help="YAML file (default WARROOM_CONFIG)")
+
+    classify = commands.add_parser(
+        "classify", help="print the type, severity and taxonomy warroom would assign to a text"
+    )
+    classify.add_argument("text", nargs="*", metavar="TEXT", help="the incident's title")
+    classify.add_argument(
+        "--severity", type=_severity, help="base severity (critical…low or sev1…sev4)"
+    )
+    classify.add_argument(
+        "--indicator",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="an indicator from an alert, e.g. system_prompt_leak (repeatable)",
+    )
+    classify.add_argument(
+        "--personal-data", action="store_true", help="the incident involves personal data"
+    )
+    classify.add_argument("--json", action="store_true", help="print one JSON object")
+    classify.add_argument(
+        "--file",
+        type=Path,
+        help='JSON Lines of {"title": …, "description": …}; prints one JSON object per line',
+    )
     return parser
+
+
+def _severity(text: str) -> Severity:
+    severity = parse_severity(text)
+    if severity is None:
+        raise argparse.ArgumentTypeError(f"'{text}' is not critical, high, medium, low or sev1…4")
+    return severity
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _db_upgrade()
         if args.command == "check-config":
             return _check_config(args.file)
+        if args.command == "classify":
+            return _classify(args)
     except ConfigurationError as error:
         print(f"warroom: {error}", file=sys.stderr)
         return 2
@@ -92,6 +132,120 @@ def _check_config(file: Path | None) -> int:
     audiences = sum(1 for channels in config.audiences.model_dump().values() if channels)
     print(f"configuration is valid: {rota} roles on call, {audiences} audiences with channels")
     return 0
+
+
+class _BadInput(ValueError):
+    """A classify input that cannot be read; the message names where."""
+
+
+@dataclass(frozen=True)
+class _ToClassify:
+    title: str
+    description: str = ""
+    indicators: tuple[str, ...] = ()
+    severity: Severity | None = None
+    personal_data: bool = False
+
+
+def _classify(args: argparse.Namespace) -> int:
+    from bot.classifier import build_classifier, packaged_taxonomy
+
+    text = " ".join(args.text).strip()
+    if args.file is not None and text:
+        print("warroom: classify takes TEXT or --file, not both", file=sys.stderr)
+        return 2
+    if args.file is None and not text:
+        print("warroom: classify needs TEXT or --file", file=sys.stderr)
+        return 2
+    try:
+        items = _read_classify_lines(args.file) if args.file is not None else [_ToClassify(text)]
+    except _BadInput as error:
+        print(f"warroom: {error}", file=sys.stderr)
+        return 2
+    from bot.config import load_config
+    from bot.settings import load_settings
+
+    config = load_config(load_settings().warroom_config)
+    classifier = build_classifier(config.classification)
+    for item in items:
+        result = classifier.classify(
+            title=item.title,
+            description=item.description,
+            indicators=[*args.indicator, *item.indicators],
+            base_severity=item.severity or args.severity,
+            personal_data=args.personal_data or item.personal_data,
+        )
+        if args.json or args.file is not None:
+            print(json.dumps(_classification_json(result), ensure_ascii=False))
+        else:
+            print(_classification_text(result, packaged_taxonomy().names))
+    return 0
+
+
+def _read_classify_lines(path: Path) -> list[_ToClassify]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise _BadInput(f"{path}: cannot be read ({_first_line(error)})") from None
+    return [
+        _classify_item(line, where=f"{path}, line {number}")
+        for number, line in enumerate(lines, start=1)
+        if line.strip()
+    ]
+
+
+def _classify_item(line: str, *, where: str) -> _ToClassify:
+    """One JSON Lines record; keys other than the documented ones are ignored."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise _BadInput(f"{where}: not valid JSON ({error.msg})") from None
+    if not isinstance(record, dict):
+        raise _BadInput(f"{where}: expected a JSON object with a 'title'")
+    title, description = record.get("title"), record.get("description", "")
+    if not isinstance(title, str) or not title.strip():
+        raise _BadInput(f"{where}: 'title' must be a non-empty string")
+    if not isinstance(description, str):
+        raise _BadInput(f"{where}: 'description' must be a string")
+    indicators = record.get("indicators", [])
+    if not isinstance(indicators, list) or not all(isinstance(i, str) for i in indicators):
+        raise _BadInput(f"{where}: 'indicators' must be a list of strings")
+    severity = None
+    if record.get("severity") is not None:
+        severity = parse_severity(str(record["severity"]))
+        if severity is None:
+            raise _BadInput(f"{where}: 'severity' must be critical, high, medium or low")
+    personal_data = record.get("personal_data", False)
+    if not isinstance(personal_data, bool):
+        raise _BadInput(f"{where}: 'personal_data' must be true or false")
+    return _ToClassify(title, description, tuple(indicators), severity, personal_data)
+
+
+def _classification_json(result: Classification) -> dict[str, Any]:
+    return {
+        "type": result.incident_type.value,
+        "severity": result.severity.value,
+        "confidence": result.confidence,
+        "indicators": list(result.indicators),
+        "atlas": list(result.atlas),
+        "owasp": list(result.owasp),
+    }
+
+
+def _classification_text(result: Classification, names: Mapping[str, str]) -> str:
+    def named(ids: Sequence[str]) -> str:
+        return "; ".join(f"{i} {names.get(i, '')}".strip() for i in ids) or "none"
+
+    rows = (
+        ("type", result.incident_type.value),
+        ("severity", result.severity.value),
+        ("confidence", f"{result.confidence:.2f} ({result.method})"),
+        ("indicators", ", ".join(result.indicators) or "none"),
+        ("atlas", named(result.atlas)),
+        ("owasp", named(result.owasp)),
+        ("why", result.explanation),
+    )
+    return "\n".join(f"{label:<11}{value}" for label, value in rows)
 
 
 def _first_line(error: BaseException) -> str:

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from bot.classification_settings import ClassificationSettings
 from bot.detection_settings import DetectionSettings
 from bot.domain.channel_names import is_valid_prefix
 from bot.domain.vocabulary import Audience, NotificationTier, Role
@@ -152,6 +153,7 @@ class WarroomConfig(_Strict):
     deadlines: Deadlines = Field(default_factory=Deadlines)
     containment: Containment = Field(default_factory=Containment)
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
+    classification: ClassificationSettings = Field(default_factory=ClassificationSettings)
 
     @field_validator("channel_prefix")
     @classmethod

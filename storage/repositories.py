@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.domain.alerts import Alert, stable_hash
+from bot.domain.classification import Classification
 from bot.domain.incident import Declaration, Incident, IncidentSummary, RoleHolder
 from bot.domain.ledger import Claim
 from bot.domain.vocabulary import (
@@ -168,7 +169,12 @@ class IncidentRepository:
         return number
 
     def add(
-        self, declaration: Declaration, *, number: int, incident_type: IncidentType, now: datetime
+        self,
+        declaration: Declaration,
+        *,
+        number: int,
+        classification: Classification,
+        now: datetime,
     ) -> int:
         """Insert the incident; raises IntegrityError when its dedup key is taken."""
         row = IncidentRow(
@@ -176,15 +182,20 @@ class IncidentRepository:
             dedup_key=declaration.dedup_key,
             title=declaration.title,
             description=declaration.description,
-            incident_type=incident_type.value,
-            severity=declaration.severity.value,
+            incident_type=classification.incident_type.value,
+            severity=classification.severity.value,
             state=IncidentState.DECLARED.value,
             reporter_id=declaration.reporter_id,
             source=declaration.source.value,
             affected_systems=list(declaration.affected_systems),
             personal_data=declaration.personal_data,
             public_facing=declaration.public_facing,
-            indicators=list(declaration.indicators),
+            indicators=list(classification.indicators),
+            atlas=list(classification.atlas),
+            owasp=list(classification.owasp),
+            confidence=classification.confidence,
+            classified_by=classification.method,
+            explanation=classification.explanation,
             declared_at=now,
             updated_at=now,
         )

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
 
 from bot.clock import Clock
 from bot.config import WarroomConfig
-from bot.domain.classification import infer_incident_type
+from bot.domain.classification import Classification, Classifier
 from bot.domain.incident import Declaration, Incident, IncidentSummary
 from bot.domain.lifecycle import check_transition
 from bot.domain.vocabulary import IncidentState, Role, Severity
@@ -63,10 +64,18 @@ class IncidentStatus:
 
 
 class IncidentService:
-    def __init__(self, *, uow: UnitOfWorkFactory, clock: Clock, config: WarroomConfig) -> None:
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        clock: Clock,
+        config: WarroomConfig,
+        classifier: Classifier,
+    ) -> None:
         self._uow = uow
         self._clock = clock
         self._config = config
+        self._classifier = classifier
 
     def declare(self, declaration: Declaration) -> DeclarationResult:
         """Store a new incident with its on-call roles, or return the one this request made."""
@@ -91,20 +100,30 @@ class IncidentService:
         existing = uow.incidents.get_by_dedup_key(declaration.dedup_key)
         if existing is not None:
             return DeclarationResult(incident=existing, created=False)
-        incident_type = declaration.incident_type or infer_incident_type(
-            title=declaration.title, description=declaration.description
+        classification = self._classifier.classify(
+            title=declaration.title,
+            description=declaration.description,
+            indicators=declaration.indicators,
+            base_severity=declaration.severity,
+            personal_data=declaration.personal_data,
+            incident_type=declaration.incident_type,
         )
         now = self._clock.now()
         incident_id = uow.incidents.add(
-            declaration, number=number, incident_type=incident_type, now=now
+            declaration, number=number, classification=classification, now=now
         )
-        self._record_declaration(uow, incident_id, declaration, now)
+        self._record_declaration(uow, incident_id, declaration, classification, now)
         incident = uow.incidents.get(incident_id)
         assert incident is not None
         return DeclarationResult(incident=incident, created=True)
 
     def _record_declaration(
-        self, uow: UnitOfWork, incident_id: int, declaration: Declaration, now: Any
+        self,
+        uow: UnitOfWork,
+        incident_id: int,
+        declaration: Declaration,
+        classification: Classification,
+        now: datetime,
     ) -> None:
         uow.timeline.add(
             incident_id,
@@ -113,6 +132,22 @@ class IncidentService:
             summary=f"Declared ({declaration.severity.value}) via {declaration.source.value}",
             now=now,
             data={"severity": declaration.severity.value, "source": declaration.source.value},
+        )
+        uow.timeline.add(
+            incident_id,
+            kind="classified",
+            actor_id="warroom",
+            summary=classification.explanation,
+            now=now,
+            data={
+                "type": classification.incident_type.value,
+                "severity": classification.severity.value,
+                "confidence": classification.confidence,
+                "method": classification.method,
+                "indicators": list(classification.indicators),
+                "atlas": list(classification.atlas),
+                "owasp": list(classification.owasp),
+            },
         )
         for role in Role:
             on_call = self._config.roles.primary(role)

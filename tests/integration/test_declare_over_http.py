@@ -17,13 +17,13 @@ def _created_channels(emulator: SlackEmulator) -> list[str]:
 
 
 def test_declare_now_opens_a_war_room(served: ServedWarroom, emulator: SlackEmulator) -> None:
-    response = served.slack.command("declare high Support bot leaks system prompt model:support-v2")
+    response = served.slack.command("declare high Support bot answers slowly model:support-v2")
 
     assert response.status_code == 200
     assert "Declaring incident #1" in response.json()["text"]
     served.wait_for(lambda: emulator.calls("pins.add"))
-    assert _created_channels(emulator) == ["inc-1-support-bot-leaks-system-prompt"]
-    channel = emulator.state.channel_by_name("inc-1-support-bot-leaks-system-prompt")
+    assert _created_channels(emulator) == ["inc-1-support-bot-answers-slowly"]
+    channel = emulator.state.channel_by_name("inc-1-support-bot-answers-slowly")
     assert channel is not None
     messages = emulator.state.messages(channel["id"])
     assert messages[0]["text"].startswith(":large_orange_circle: Incident #1")

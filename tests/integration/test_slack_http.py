@@ -46,7 +46,7 @@ def quiet(served: ServedWarroom) -> None:
 def test_declaration_opens_the_war_room_in_order_and_exactly_once(
     served: ServedWarroom, emulator: SlackEmulator
 ) -> None:
-    channel = declare_and_wait(served, "declare high Support bot leaks system prompt")
+    channel = declare_and_wait(served, "declare high Support bot answers slowly")
     quiet(served)
 
     methods = [c.method for c in emulator.calls() if c.method != "auth.test"]
@@ -69,10 +69,10 @@ def test_declaration_opens_the_war_room_in_order_and_exactly_once(
         "U0LEGAL",
     }
     topic = ok_calls(emulator, "conversations.setTopic")[0].params["topic"]
-    assert len(topic) <= 250 and "Support bot leaks system prompt" in topic
+    assert len(topic) <= 250 and "Support bot answers slowly" in topic
     first = emulator.state.messages(channel)[0]
     assert first["text"].startswith(":large_orange_circle: Incident #1")
-    war_room = emulator.state.channel_by_name("inc-1-support-bot-leaks-system-prompt")
+    war_room = emulator.state.channel_by_name("inc-1-support-bot-answers-slowly")
     assert war_room is not None
     assert first["ts"] in war_room["pins"]
     # one checklist DM per role holder, the announcement, no critical alarm for "high"

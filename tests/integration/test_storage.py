@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, inspect
 
+from bot.classifier import build_classifier
 from bot.clock import SystemClock
 from bot.config import WarroomConfig
 from bot.domain.incident import Declaration
@@ -26,6 +27,8 @@ from storage.db import is_up_to_date
 from storage.unit_of_work import UnitOfWorkFactory
 
 pytestmark = pytest.mark.integration
+
+CLASSIFIER = build_classifier()
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -56,7 +59,9 @@ def test_migrations_reach_head_and_create_every_table(engine: Engine) -> None:
 def test_a_declaration_is_stored_with_number_rota_and_timeline(
     engine: Engine, config: WarroomConfig
 ) -> None:
-    service = IncidentService(uow=UnitOfWorkFactory(engine), clock=SystemClock(), config=config)
+    service = IncidentService(
+        uow=UnitOfWorkFactory(engine), clock=SystemClock(), config=config, classifier=CLASSIFIER
+    )
     result = service.declare(declaration("slash:1"))
 
     incident = result.incident
@@ -70,13 +75,15 @@ def test_a_declaration_is_stored_with_number_rota_and_timeline(
     assert len(incident.roles) == 6
     with UnitOfWorkFactory(engine)() as uow:
         kinds = [event["kind"] for event in uow.timeline.list_for(incident.id)]
-    assert kinds == ["declared"] + ["role_assigned"] * 6
+    assert kinds == ["declared", "classified"] + ["role_assigned"] * 6
 
 
 def test_the_same_request_declares_once_and_numbers_increase(
     engine: Engine, config: WarroomConfig
 ) -> None:
-    service = IncidentService(uow=UnitOfWorkFactory(engine), clock=SystemClock(), config=config)
+    service = IncidentService(
+        uow=UnitOfWorkFactory(engine), clock=SystemClock(), config=config, classifier=CLASSIFIER
+    )
     first = service.declare(declaration("slash:A"))
     again = service.declare(declaration("slash:A"))
     second = service.declare(declaration("slash:B"))
@@ -88,7 +95,9 @@ def test_the_same_request_declares_once_and_numbers_increase(
 def test_concurrent_declarations_get_distinct_numbers_and_duplicates_collapse(
     engine: Engine, config: WarroomConfig
 ) -> None:
-    service = IncidentService(uow=UnitOfWorkFactory(engine), clock=SystemClock(), config=config)
+    service = IncidentService(
+        uow=UnitOfWorkFactory(engine), clock=SystemClock(), config=config, classifier=CLASSIFIER
+    )
     results: list[int] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
@@ -115,7 +124,9 @@ def test_concurrent_declarations_get_distinct_numbers_and_duplicates_collapse(
 
 def test_a_side_effect_is_claimed_once_until_it_fails_or_goes_stale(engine: Engine) -> None:
     uow = UnitOfWorkFactory(engine)
-    service = IncidentService(uow=uow, clock=SystemClock(), config=WarroomConfig())
+    service = IncidentService(
+        uow=uow, clock=SystemClock(), config=WarroomConfig(), classifier=CLASSIFIER
+    )
     incident_id = service.declare(declaration("slash:claim")).incident.id
     stale = T0 - timedelta(minutes=10)
 
@@ -151,7 +162,9 @@ def test_a_side_effect_is_claimed_once_until_it_fails_or_goes_stale(engine: Engi
 
 def test_only_one_worker_holds_the_war_room_lease(engine: Engine) -> None:
     uow = UnitOfWorkFactory(engine)
-    service = IncidentService(uow=uow, clock=SystemClock(), config=WarroomConfig())
+    service = IncidentService(
+        uow=uow, clock=SystemClock(), config=WarroomConfig(), classifier=CLASSIFIER
+    )
     incident_id = service.declare(declaration("slash:lease")).incident.id
     with uow() as unit:
         assert unit.incidents.take_war_room_lease(
@@ -181,7 +194,7 @@ def test_an_uncommitted_unit_of_work_changes_nothing(engine: Engine) -> None:
         unit.incidents.add(
             declaration("slash:rollback"),
             number=number,
-            incident_type=IncidentType.DATA_LEAK,
+            classification=CLASSIFIER.classify(title="Chatbot leaking PII"),
             now=T0,
         )
     with uow() as unit:
@@ -190,7 +203,7 @@ def test_an_uncommitted_unit_of_work_changes_nothing(engine: Engine) -> None:
 
 def test_role_changes_and_notifications_are_recorded(engine: Engine, config: WarroomConfig) -> None:
     uow = UnitOfWorkFactory(engine)
-    service = IncidentService(uow=uow, clock=SystemClock(), config=config)
+    service = IncidentService(uow=uow, clock=SystemClock(), config=config, classifier=CLASSIFIER)
     incident = service.declare(declaration("slash:roles")).incident
     change = service.assign_role(
         incident_id=incident.id, role=Role.LEGAL_ADVISOR, user_id="U0NEWLEGAL", actor_id="U0IC"
@@ -209,7 +222,7 @@ def test_role_changes_and_notifications_are_recorded(engine: Engine, config: War
     assert [(n["audience"], n["state"]) for n in status.notifications] == [
         ("executive_team", "sent")
     ]
-    assert status.timeline_count == 8
+    assert status.timeline_count == 9  # declared, classified, 6 rota roles, the hand-over
 
 
 def test_the_migrations_match_the_models(engine: Engine) -> None:

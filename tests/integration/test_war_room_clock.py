@@ -9,6 +9,7 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import Engine
 
+from bot.classifier import build_classifier
 from bot.clock import SystemClock
 from bot.config import WarroomConfig
 from bot.domain.incident import Declaration
@@ -22,13 +23,15 @@ from storage.unit_of_work import UnitOfWorkFactory
 
 pytestmark = pytest.mark.integration
 
+CLASSIFIER = build_classifier()
+
 
 def test_critical_declaration_records_the_executive_notice_with_its_deadline(
     engine: Engine, emulator: SlackEmulator, config: WarroomConfig
 ) -> None:
     uow = UnitOfWorkFactory(engine)
     clock = SystemClock()
-    incidents = IncidentService(uow=uow, clock=clock, config=config)
+    incidents = IncidentService(uow=uow, clock=clock, config=config, classifier=CLASSIFIER)
     war_rooms = WarRoomService(
         uow=uow,
         slack=SlackGateway(build_web_client(token="xoxb-t", base_url=emulator.api_url)),
