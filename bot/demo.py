@@ -47,8 +47,19 @@ class DemoContext:
     emulator: SlackEmulator
     slack: SlackSender
     general_channel: str
+    webhook_token: str = ""
     log: list[dict[str, Any]] = field(default_factory=list)
     war_room: str = ""
+
+    def webhook(self, step: str, route: str, body: Any) -> httpx.Response:
+        """POST to a /webhooks route as a monitor would, with the bearer token."""
+        response = self.slack.http.post(
+            f"/webhooks/{route}",
+            json=body,
+            headers={"Authorization": f"Bearer {self.webhook_token}"},
+        )
+        self.record(step, f"POST /webhooks/{route}", response, accept=(202,))
+        return response
 
     def wait_until(self, condition: Callable[[], object], what: str, timeout: float = 20) -> None:
         """Wait for work that runs after Slack's ack (war-room opening, card updates)."""
@@ -59,14 +70,16 @@ class DemoContext:
             time.sleep(0.02)
         raise RuntimeError(f"demo: timed out waiting for {what}")
 
-    def record(self, step: str, request: str, response: httpx.Response) -> None:
+    def record(
+        self, step: str, request: str, response: httpx.Response, accept: tuple[int, ...] = (200,)
+    ) -> None:
         body: Any = response.text
         if response.headers.get("content-type", "").startswith("application/json"):
             body = response.json()
         self.log.append(
             {"step": step, "request": request, "status": response.status_code, "reply": body}
         )
-        if response.status_code != 200:
+        if response.status_code not in accept:
             raise RuntimeError(f"demo: {step} answered HTTP {response.status_code}: {body}")
 
     def command(self, step: str, text: str, *, user: str, channel: str) -> httpx.Response:
@@ -182,6 +195,93 @@ def _misuse(ctx: DemoContext) -> None:
     )
 
 
+def _alertmanager_body(severity: str) -> dict[str, Any]:
+    labels = {
+        "alertname": "SystemPromptLeak",
+        "model": "support-bot-v2",
+        "service": "support-chat",
+        "severity": severity,
+        "indicator": "system_prompt_leak",
+        "team": "ai-platform",
+    }
+    return {
+        "version": "4",
+        "groupKey": '{}/{team="ai-platform"}:{alertname="SystemPromptLeak"}',
+        "status": "firing",
+        "receiver": "warroom",
+        "groupLabels": {"alertname": "SystemPromptLeak"},
+        "commonLabels": labels,
+        "commonAnnotations": {
+            "summary": "support-bot-v2 is leaking its system prompt",
+            "description": "The canary string from the system prompt appeared in 14 replies "
+            "in 5 minutes.",
+        },
+        "externalURL": "http://alertmanager.internal:9093",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": labels,
+                "annotations": {"summary": "support-bot-v2 is leaking its system prompt"},
+                "startsAt": "2026-11-26T09:30:00Z"
+                if severity == "warning"
+                else "2026-11-26T09:41:00Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://prometheus.internal:9090/graph?g0.expr=llm_guard_leaks",
+                "fingerprint": f"leak-{severity}",
+            }
+        ],
+    }
+
+
+def _alert_declares(ctx: DemoContext) -> None:
+    ctx.webhook(
+        "Alertmanager reports a system-prompt leak", "alertmanager", _alertmanager_body("warning")
+    )
+    ctx.wait_until(_war_room_opened(ctx, 3), "incident #3's war room (from the alert)")
+
+
+def _alert_repeats(ctx: DemoContext) -> None:
+    ctx.webhook(
+        "Alertmanager repeats the group (deduplicated)",
+        "alertmanager",
+        _alertmanager_body("warning"),
+    )
+
+
+def _alert_escalates(ctx: DemoContext) -> None:
+    before = ctx.card_calls()
+    ctx.webhook(
+        "A critical alert in the same group escalates",
+        "alertmanager",
+        _alertmanager_body("critical"),
+    )
+    ctx.wait_until(lambda: ctx.card_calls() > before, "the escalated card")
+
+
+def _anomaly(ctx: DemoContext) -> None:
+    calm = [
+        {
+            "model": "answer-engine",
+            "metric": "factuality_score",
+            "value": 0.92 + 0.01 * ((i * 7) % 5 - 2) / 2,
+            "timestamp": 1_795_000_000 + i,
+        }
+        for i in range(40)
+    ]
+    ctx.webhook("A model monitor streams factuality scores", "metrics", {"samples": calm})
+    drop = [
+        {
+            "model": "answer-engine",
+            "metric": "factuality_score",
+            "value": value,
+            "timestamp": 1_795_000_100 + i,
+        }
+        for i, value in enumerate((0.61, 0.58, 0.6))
+    ]
+    ctx.webhook("Factuality drops and stays down", "metrics", {"samples": drop})
+    ctx.wait_until(_war_room_opened(ctx, 4), "incident #4's war room (from the anomaly)")
+
+
 def demo_script() -> list[DemoStep]:
     """The steps in order; each capability appends its own."""
     return [
@@ -193,6 +293,10 @@ def demo_script() -> list[DemoStep]:
         ("list", _list),
         ("misuse", _misuse),
         ("resolve", _resolve),
+        ("alert", _alert_declares),
+        ("alert-repeat", _alert_repeats),
+        ("alert-escalates", _alert_escalates),
+        ("anomaly", _anomaly),
     ]
 
 
@@ -224,7 +328,7 @@ def demo_config(emulator: SlackEmulator) -> tuple[WarroomConfig, str]:
 def run_demo(*, out: Path | None = None, quiet: bool = False) -> int:
     folder = out or Path(f"warroom-demo-{datetime.now(UTC):%Y%m%d-%H%M%S}")
     folder.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_hex(16)
+    secret, webhook_token = secrets.token_hex(16), secrets.token_hex(16)
     with SlackEmulator() as emulator:
         config, general = demo_config(emulator)
         settings = Settings(
@@ -232,13 +336,20 @@ def run_demo(*, out: Path | None = None, quiet: bool = False) -> int:
             slack_signing_secret=secret,
             slack_api_url=emulator.api_url,
             database_url=f"sqlite:///{(folder / 'warroom-demo.db').resolve()}",
+            warroom_webhook_token=webhook_token,
         )
         engine = build_engine(settings.database_url)
         upgrade(engine)
         app = create_app(settings, config, engine=engine)
         server = BackgroundServer(app.asgi).start()
         sender = SlackSender(server.url, response_url=emulator.response_url("demo"), secret=secret)
-        ctx = DemoContext(app=app, emulator=emulator, slack=sender, general_channel=general)
+        ctx = DemoContext(
+            app=app,
+            emulator=emulator,
+            slack=sender,
+            general_channel=general,
+            webhook_token=webhook_token,
+        )
         try:
             for name, step in demo_script():
                 if not quiet:
@@ -264,6 +375,13 @@ def _write_replies(log: list[dict[str, Any]], path: Path) -> None:
         text = reply.get("text", "") if isinstance(reply, dict) else str(reply)
         if isinstance(reply, dict) and reply.get("response_action") == "update":
             text = reply["view"]["blocks"][0]["text"]["text"]
+        elif isinstance(reply, dict) and reply.get("status") == "accepted":
+            text = ", ".join(
+                f"{key} {reply[key]}"
+                for key in ("alerts", "new", "duplicates", "incidents_declared")
+            )
+            if reply.get("anomalies"):
+                text += "; anomaly: " + "; ".join(a["title"] for a in reply["anomalies"])
         lines += [
             f"## {entry['step']}",
             f"`{entry['request']}` → HTTP {entry['status']}",

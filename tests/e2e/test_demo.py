@@ -29,6 +29,16 @@ def test_demo_runs_to_the_end_and_the_transcript_holds_the_war_room_card(tmp_pat
     assert "works in an incident's war-room channel" in replies
     assert "Incident *#2* declared" in replies
     assert (tmp_path / "calls.jsonl").stat().st_size > 0
+    # alerts in: Alertmanager declares #3, a repeat is deduplicated, a critical alert escalates
+    [alert_room] = tmp_path.glob("inc-3-*.md")
+    alert_transcript = alert_room.read_text()
+    assert "support-bot-v2 is leaking its system prompt" in alert_transcript
+    assert "AML.T0051" in alert_transcript and "LLM01:2025" in alert_transcript
+    assert "*Escalated* from high to *critical*" in alert_transcript
+    assert "alerts 1, new 0, duplicates 1, incidents_declared 0" in replies
+    # the anomaly detector declares #4 from a sustained factuality drop
+    [anomaly_room] = tmp_path.glob("inc-4-*.md")
+    assert "Hallucination cascade" in anomaly_room.read_text()
 
 
 def test_the_demo_command_runs_offline(tmp_path: Path) -> None:
