@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -106,6 +106,13 @@ class IncidentRepository:
     def get(self, incident_id: int) -> Incident | None:
         row = self._session.get(IncidentRow, incident_id, populate_existing=True)
         return to_incident(row) if row else None
+
+    def state_and_severity(self, incident_id: int) -> tuple[IncidentState, Severity] | None:
+        """Just what alert grouping needs to know, without loading the whole incident."""
+        row = self._session.execute(
+            select(IncidentRow.state, IncidentRow.severity).where(IncidentRow.id == incident_id)
+        ).one_or_none()
+        return (IncidentState(row.state), Severity(row.severity)) if row else None
 
     def get_by_dedup_key(self, key: str) -> Incident | None:
         row = self._session.scalar(select(IncidentRow).where(IncidentRow.dedup_key == key))
@@ -526,6 +533,15 @@ class AlertRepository:
 
     def lock_group(self, group_key: str, source: IncidentSource, *, now: datetime) -> AlertGroup:
         """The group, created if new, locked until commit (concurrent deliveries queue here)."""
+        locked = (
+            select(AlertGroupRow)
+            .where(AlertGroupRow.group_key == group_key)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        row = self._session.scalars(locked).one_or_none()
+        if row is not None:
+            return _group(row)
         try:
             with self._session.begin_nested():
                 self._session.add(
@@ -541,14 +557,8 @@ class AlertRepository:
                     )
                 )
         except IntegrityError:
-            pass
-        row = self._session.scalars(
-            select(AlertGroupRow)
-            .where(AlertGroupRow.group_key == group_key)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).one()
-        return _group(row)
+            pass  # another delivery created it first; the lock below waits for its commit
+        return _group(self._session.scalars(locked).one())
 
     def known_dedup_keys(self, keys: list[str]) -> set[str]:
         found: set[str] = set()
@@ -570,24 +580,27 @@ class AlertRepository:
         incident_id: int | None,
         now: datetime,
     ) -> None:
-        self._session.add_all(
-            AlertRow(
-                dedup_key=alert_dedup_key(alert),
-                delivery_id=delivery_id,
-                group_id=group_id,
-                incident_id=incident_id,
-                source=alert.source.value,
-                fingerprint=alert.fingerprint[:255],
-                status=alert.status.value,
-                title=alert.title[:300],
-                severity=alert.severity.value,
-                starts_at=alert.starts_at,
-                received_at=now,
-                raw=alert.raw,
-            )
-            for alert in alerts
+        # Core insert of plain rows: an alert storm writes thousands, no ORM identity needed.
+        self._session.execute(
+            insert(_ALERTS_TABLE),
+            [
+                {
+                    "dedup_key": alert_dedup_key(alert),
+                    "delivery_id": delivery_id,
+                    "group_id": group_id,
+                    "incident_id": incident_id,
+                    "source": alert.source.value,
+                    "fingerprint": alert.fingerprint[:255],
+                    "status": alert.status.value,
+                    "title": alert.title[:300],
+                    "severity": alert.severity.value,
+                    "starts_at": alert.starts_at,
+                    "received_at": now,
+                    "raw": alert.raw,
+                }
+                for alert in alerts
+            ],
         )
-        self._session.flush()
 
     def update_group(
         self,
@@ -713,6 +726,9 @@ class AlertSummary:
     resolved: int
     total: int
     latest: tuple[str, ...]
+
+
+_ALERTS_TABLE = cast(Table, AlertRow.__table__)
 
 
 def alert_dedup_key(alert: Alert) -> str:

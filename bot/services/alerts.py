@@ -108,10 +108,11 @@ class AlertService:
         outcome.groups.append(group.id)
         firing = [a for a in new if a.status is AlertStatus.FIRING]
         resolved = len(new) - len(firing)
-        incident = uow.incidents.get(group.incident_id) if group.incident_id else None
-        if incident is not None and incident.state.is_open:
+        current = uow.incidents.state_and_severity(group.incident_id) if group.incident_id else None
+        if group.incident_id is not None and current is not None and current[0].is_open:
+            incident_id, severity = group.incident_id, current[1]
             uow.alerts.add_alerts(
-                new, delivery_id=delivery_id, group_id=group.id, incident_id=incident.id, now=now
+                new, delivery_id=delivery_id, group_id=group.id, incident_id=incident_id, now=now
             )
             uow.alerts.update_group(
                 group.id,
@@ -121,17 +122,17 @@ class AlertService:
                 pending_resolved=resolved,
             )
             uow.timeline.add(
-                incident.id,
+                incident_id,
                 kind="alerts_received",
                 actor_id=ALERT_ACTOR,
                 summary=f"{len(firing)} firing and {resolved} resolved alerts from {source.value}",
                 now=now,
                 data={"group": group_key, "firing": len(firing), "resolved": resolved},
             )
-            outcome.attached.append(incident.id)
+            outcome.attached.append(incident_id)
             worst = _worst(firing)
-            if worst is not None and worst.severity.rank < incident.severity.rank:
-                outcome.escalations.append(self._escalate(uow, incident.id, worst, now))
+            if worst is not None and worst.severity.rank < severity.rank:
+                outcome.escalations.append(self._escalate(uow, incident_id, worst, now))
             return
         if not firing:
             # A resolved alert for a group without an open incident is evidence, nothing more.
