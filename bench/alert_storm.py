@@ -31,6 +31,7 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -373,24 +374,41 @@ def build_bare(engine: Engine) -> Starlette:
     )
 
 
-def bench_settings(emulator: SlackEmulator, database_url: str) -> Settings:
+def run_emulator(conn: Connection, channels: list[tuple[str, str]]) -> None:
+    """In its own process, as Slack would be: serve, then report the calls when told to stop."""
+    with SlackEmulator() as emulator:
+        for name, channel_id in channels:
+            emulator.state.add_channel(name, channel_id=channel_id)
+        conn.send(emulator.api_url)
+        conn.recv()  # stop
+        conn.send(
+            (
+                dict(Counter(call.method for call in emulator.calls())),
+                len(emulator.validation_failures()),
+            )
+        )
+
+
+def config_channels(config: WarroomConfig) -> list[tuple[str, str]]:
+    """The channels the configuration names (announcements, executives), to exist in Slack."""
+    channels = [("incidents", config.announce_channel)] if config.announce_channel else []
+    channels += [
+        (f"exec-incidents-{i}", channel_id)
+        for i, channel_id in enumerate(config.audiences.executive_team)
+    ]
+    return channels
+
+
+def bench_settings(api_url: str, database_url: str) -> Settings:
     return Settings.model_validate(
         {
             "slack_bot_token": BOT_TOKEN,
             "slack_signing_secret": SIGNING_SECRET,
-            "slack_api_url": emulator.api_url,
+            "slack_api_url": api_url,
             "database_url": database_url,
             "warroom_webhook_token": WEBHOOK_TOKEN,
         }
     )
-
-
-def seed_channels(emulator: SlackEmulator, config: WarroomConfig) -> None:
-    """The channels the configuration names (announcements, executives) exist in Slack."""
-    if config.announce_channel:
-        emulator.state.add_channel("incidents", channel_id=config.announce_channel)
-    for i, channel_id in enumerate(config.audiences.executive_team):
-        emulator.state.add_channel(f"exec-incidents-{i}", channel_id=channel_id)
 
 
 def warm_up(app: Warroom) -> None:
@@ -579,16 +597,21 @@ def main(argv: list[str] | None = None) -> int:
     config = parse_config(BENCH_CONFIG)
     spawn = multiprocessing.get_context("spawn")
     rows: list[Row] = []
+    # Slack is not on warroom's machine in production: the emulator gets its own process.
+    to_emulator, emulator_end = spawn.Pipe()
+    emulator = spawn.Process(
+        target=run_emulator, args=(emulator_end, config_channels(config)), daemon=True
+    )
+    emulator.start()
+    api_url = to_emulator.recv()
     with (
         tempfile.TemporaryDirectory(prefix="warroom-storm-") as tmp,
-        SlackEmulator() as emulator,
         ProcessPoolExecutor(max_workers=1, mp_context=spawn) as load,
     ):
-        seed_channels(emulator, config)
         warroom_engine = migrated_engine(Path(tmp) / "warroom.db")
         bare_engine = build_engine(f"sqlite:///{Path(tmp) / 'bare.db'}")
         warroom: Warroom = create_app(
-            bench_settings(emulator, str(warroom_engine.url)), config, engine=warroom_engine
+            bench_settings(api_url, str(warroom_engine.url)), config, engine=warroom_engine
         )
         warm_up(warroom)
         servers = {
@@ -623,13 +646,15 @@ def main(argv: list[str] | None = None) -> int:
             last = last_war_room_at(warroom_engine)
             counts = warroom_counts(warroom_engine)
             bare_rows = bare_count(bare_engine)
-            slack_calls = Counter(call.method for call in emulator.calls())
-            slack_failures = len(emulator.validation_failures())
         finally:
             for server in servers.values():
                 server.stop()
             warroom.close()
             bare_engine.dispose()
+            to_emulator.send("stop")
+            calls, slack_failures = to_emulator.recv()
+            slack_calls = Counter(calls)
+            emulator.join(timeout=10)
 
     print_table(rows)
     bare, war = rows[0], rows[1]
