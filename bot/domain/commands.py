@@ -34,12 +34,12 @@ _TOKEN = re.compile(r"^(type|model):(\S+)$", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class ShowHelp:
-    pass
+    """`/incident` or `/incident help`."""
 
 
 @dataclass(frozen=True)
 class OpenDeclareModal:
-    pass
+    """`/incident declare` with nothing after it: the form."""
 
 
 @dataclass(frozen=True)
@@ -52,12 +52,12 @@ class DeclareNow:
 
 @dataclass(frozen=True)
 class ShowStatus:
-    pass
+    """`/incident status` in a war room."""
 
 
 @dataclass(frozen=True)
 class ListIncidents:
-    pass
+    """`/incident list`."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class ChangeSeverity:
 
 @dataclass(frozen=True)
 class ResolveIncident:
-    pass
+    """`/incident resolve` in a war room."""
 
 
 IncidentCommand = (

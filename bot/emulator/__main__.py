@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
-            pass
+            print("stopped", flush=True)
     return 0
 
 

@@ -193,7 +193,7 @@ class _Link:
             # shutdown (not just close) wakes the reader thread blocked in recv.
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
-            pass
+            pass  # already disconnected: nothing to wake
 
 
 class SocketModeServer:
