@@ -40,6 +40,13 @@ def _parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_commands.add_parser("upgrade", help="apply every migration")
 
+    audit = commands.add_parser("audit", help="the tamper-evident audit log")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    verify = audit_commands.add_parser(
+        "verify", help="check an incident's audit chain and name the first broken entry"
+    )
+    verify.add_argument("number", type=_incident_number, help="the incident number, e.g. 12")
+
     check = commands.add_parser("check-config", help="validate the settings and YAML file")
     check.add_argument("file", nargs="?", type=Path, help="YAML file (default WARROOM_CONFIG)")
 
@@ -76,6 +83,13 @@ def _severity(text: str) -> Severity:
     return severity
 
 
+def _incident_number(text: str) -> int:
+    number = text.removeprefix("#")
+    if not number.isdigit() or int(number) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an incident number")
+    return int(number)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one warroom command; configuration errors print one line and exit 2."""
     args = _parser().parse_args(argv)
@@ -96,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo(out=args.out)
         if args.command == "db":
             return _db_upgrade()
+        if args.command == "audit":
+            return _audit_verify(args.number)
         if args.command == "check-config":
             return _check_config(args.file)
         if args.command == "classify":
@@ -119,6 +135,43 @@ def _db_upgrade() -> int:
     finally:
         engine.dispose()
     print("database is at the newest migration")
+    return 0
+
+
+def _audit_verify(number: int) -> int:
+    """Exit 0 when the chain is intact, 1 when broken, 2 when there is no such incident."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.clock import SystemClock
+    from bot.errors import NotFoundError
+    from bot.services.audit import AuditService
+    from bot.settings import load_settings
+    from storage.db import build_engine, is_up_to_date
+    from storage.unit_of_work import UnitOfWorkFactory
+
+    engine = build_engine(load_settings().database_url)
+    try:
+        if not is_up_to_date(engine):
+            raise ConfigurationError(
+                "DATABASE_URL: the database is not at the newest migration "
+                "(run `warroom db upgrade`)"
+            )
+        check = AuditService(uow=UnitOfWorkFactory(engine), clock=SystemClock()).verify(number)
+    except NotFoundError as error:
+        print(f"warroom: {error.user_message}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as error:
+        raise ConfigurationError(f"DATABASE_URL: {_first_line(error)}") from None
+    finally:
+        engine.dispose()
+    if not check.ok:
+        print(
+            f"incident #{number}: audit chain broken at entry {check.first_broken_seq}: "
+            f"{check.reason}"
+        )
+        return 1
+    entries = "entry" if check.count == 1 else "entries"
+    print(f"incident #{number}: audit chain of {check.count} {entries} is intact")
     return 0
 
 

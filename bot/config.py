@@ -20,7 +20,15 @@ _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
-CONTAINMENT_ACTIONS = ("model_shutdown", "safe_mode", "access_revocation", "data_isolation")
+CONTAINMENT_ACTIONS = (
+    "model_shutdown",
+    "safe_mode",
+    "access_revocation",
+    "mfa_enforcement",
+    "data_isolation",
+    "network_isolation",
+    "circuit_breaker",
+)
 
 
 def parse_duration(value: Any) -> timedelta:

@@ -120,6 +120,19 @@ class SlackGateway:
     def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
         self._call(self.client.views_open, trigger_id=trigger_id, view=view)
 
+    def history(self, channel_id: str, limit: int = 200) -> tuple[list[dict[str, Any]], str | None]:
+        """The channel's latest top-level messages, newest first, and Slack's error code
+        instead when the bot may not read it (`not_in_channel`, `channel_not_found`)."""
+        result = self._call(
+            self.client.conversations_history,
+            tolerate=("not_in_channel", "channel_not_found"),
+            channel=channel_id,
+            limit=limit,
+        )
+        if not result.get("ok", True):
+            return [], str(result["error"])
+        return [dict(message) for message in result.get("messages", [])], None
+
 
 def _message_fields(message: dict[str, Any]) -> dict[str, Any]:
     """Only the fields chat.* accepts from a rendered template."""

@@ -11,6 +11,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.domain.alerts import Alert, stable_hash
+from bot.domain.audit import (
+    AuditAction,
+    AuditEntry,
+    EvidenceKind,
+    EvidenceRecord,
+    evidence_digest,
+    json_object,
+    next_entry,
+    utc_timestamp,
+)
 from bot.domain.classification import Classification
 from bot.domain.incident import Declaration, Incident, IncidentSummary, RoleHolder
 from bot.domain.ledger import Claim
@@ -27,7 +37,9 @@ from storage.models import (
     AlertDeliveryRow,
     AlertGroupRow,
     AlertRow,
+    AuditEntryRow,
     CounterRow,
+    EvidenceRow,
     IncidentRow,
     MetricBaselineRow,
     NotificationRow,
@@ -766,3 +778,180 @@ class BaselineRepository:
             .values(state=state, updated_at=now)
             .execution_options(synchronize_session=False)
         )
+
+
+# A lost race means another writer committed an entry meanwhile; each retry sees a new head.
+_APPEND_ATTEMPTS = 50
+
+
+def _audit_entry(row: AuditEntryRow) -> AuditEntry:
+    return AuditEntry(
+        incident_id=row.incident_id,
+        seq=row.seq,
+        at=row.at,
+        actor=row.actor,
+        action=AuditAction(row.action),
+        detail=dict(row.detail),
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
+
+
+class AuditRepository:
+    """The hash-chained audit log. Append-only: there is no update or delete here."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def _head(self, incident_id: int) -> AuditEntry | None:
+        row = self._session.scalars(
+            select(AuditEntryRow)
+            .where(AuditEntryRow.incident_id == incident_id)
+            .order_by(AuditEntryRow.seq.desc())
+            .limit(1)
+            .execution_options(populate_existing=True)
+        ).one_or_none()
+        return _audit_entry(row) if row else None
+
+    def append(
+        self,
+        incident_id: int,
+        *,
+        actor: str,
+        action: AuditAction,
+        detail: dict[str, Any],
+        now: datetime,
+    ) -> AuditEntry:
+        """Chain a new entry onto the incident's head and return it.
+
+        Two writers that read the same head both try the same seq; the unique
+        (incident_id, seq) lets one in and the other, once the first commits, meets an
+        IntegrityError, rolls back its savepoint and chains onto the new head.
+        """
+        head = self._head(incident_id)
+        for _ in range(_APPEND_ATTEMPTS):
+            entry = next_entry(
+                head, incident_id=incident_id, actor=actor, action=action, detail=detail, at=now
+            )
+            try:
+                with self._session.begin_nested():
+                    self._session.execute(
+                        insert(AuditEntryRow).values(
+                            incident_id=entry.incident_id,
+                            seq=entry.seq,
+                            at=entry.at,
+                            actor=entry.actor,
+                            action=entry.action.value,
+                            detail=entry.detail,
+                            prev_hash=entry.prev_hash,
+                            hash=entry.hash,
+                        )
+                    )
+                return entry
+            except IntegrityError:
+                moved = self._head(incident_id)
+                if moved is None or (head is not None and moved.seq == head.seq):
+                    raise  # not a lost race (an unknown incident, say)
+                head = moved
+        raise RuntimeError(
+            f"could not append to the audit log of incident id {incident_id} "
+            f"after {_APPEND_ATTEMPTS} attempts"
+        )
+
+    def entries(self, incident_id: int) -> list[AuditEntry]:
+        """The incident's chain in seq order."""
+        rows = self._session.scalars(
+            select(AuditEntryRow)
+            .where(AuditEntryRow.incident_id == incident_id)
+            .order_by(AuditEntryRow.seq)
+            .execution_options(populate_existing=True)
+        )
+        return [_audit_entry(row) for row in rows]
+
+
+def _evidence(row: EvidenceRow) -> EvidenceRecord:
+    return EvidenceRecord(
+        id=row.id,
+        incident_id=row.incident_id,
+        kind=EvidenceKind(row.kind),
+        taken_at=row.taken_at,
+        reason=row.reason,
+        content=dict(row.content),
+        sha256=row.sha256,
+        size=row.size,
+    )
+
+
+class EvidenceRepository:
+    """Preserved snapshots with their SHA-256 digests, and the raw reads they are taken from."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(
+        self,
+        incident_id: int,
+        *,
+        kind: EvidenceKind,
+        reason: str,
+        content: dict[str, Any],
+        now: datetime,
+    ) -> EvidenceRecord:
+        """Store the content with the digest of its canonical JSON."""
+        plain = json_object(content)
+        sha256, size = evidence_digest(plain)
+        row = EvidenceRow(
+            incident_id=incident_id,
+            kind=kind.value,
+            taken_at=now,
+            reason=reason[:200],
+            content=plain,
+            sha256=sha256,
+            size=size,
+        )
+        self._session.add(row)
+        self._session.flush()
+        return _evidence(row)
+
+    def list_for(self, incident_id: int) -> list[EvidenceRecord]:
+        rows = self._session.scalars(
+            select(EvidenceRow)
+            .where(EvidenceRow.incident_id == incident_id)
+            .order_by(EvidenceRow.id)
+            .execution_options(populate_existing=True)
+        )
+        return [_evidence(row) for row in rows]
+
+    def raw_alerts(self, incident_id: int) -> list[dict[str, Any]]:
+        """Every alert row of the incident as received, oldest first, in JSON types."""
+        rows = self._session.execute(
+            select(
+                AlertRow.id,
+                AlertRow.source,
+                AlertRow.fingerprint,
+                AlertRow.status,
+                AlertRow.title,
+                AlertRow.severity,
+                AlertRow.starts_at,
+                AlertRow.received_at,
+                AlertRow.delivery_id,
+                AlertRow.raw,
+            )
+            .where(AlertRow.incident_id == incident_id)
+            .order_by(AlertRow.id)
+        ).all()
+        return [
+            {
+                "id": row.id,
+                "source": row.source,
+                "fingerprint": row.fingerprint,
+                "status": row.status,
+                "title": row.title,
+                "severity": row.severity,
+                "starts_at": utc_timestamp(row.starts_at),
+                "received_at": utc_timestamp(row.received_at),
+                "delivery_id": row.delivery_id,
+                "raw": row.raw,
+            }
+            for row in rows
+        ]

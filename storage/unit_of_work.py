@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from storage.db import READ_ONLY
 from storage.repositories import (
     AlertRepository,
+    AuditRepository,
     BaselineRepository,
+    EvidenceRepository,
     IncidentRepository,
     NotificationRepository,
     OutboundMessageRepository,
@@ -30,6 +32,8 @@ class UnitOfWork:
     notifications: NotificationRepository
     alerts: AlertRepository
     baselines: BaselineRepository
+    audit: AuditRepository
+    evidence: EvidenceRepository
 
     def __init__(
         self,
@@ -50,6 +54,8 @@ class UnitOfWork:
         self.notifications = NotificationRepository(self._session)
         self.alerts = AlertRepository(self._session)
         self.baselines = BaselineRepository(self._session)
+        self.audit = AuditRepository(self._session)
+        self.evidence = EvidenceRepository(self._session)
         return self
 
     def __exit__(
