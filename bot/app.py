@@ -21,6 +21,7 @@ from bot.domain.classification import Classifier
 from bot.rendering import Renderer
 from bot.services.alerts import SUMMARY_INTERVAL, AlertService
 from bot.services.anomalies import AnomalyService
+from bot.services.audit import AuditService, EvidenceService
 from bot.services.incidents import IncidentService
 from bot.services.war_room import WarRoomService
 from bot.services.workflow import IncidentWorkflow
@@ -121,7 +122,12 @@ def create_app(
     slack = SlackGateway(web_client)
     classifier = build_classifier(config.classification)
     incidents = IncidentService(uow=uow, clock=clock, config=config, classifier=classifier)
-    war_rooms = WarRoomService(uow=uow, slack=slack, renderer=renderer, config=config, clock=clock)
+    evidence = EvidenceService(
+        uow=uow, slack=slack, audit=AuditService(uow=uow, clock=clock), clock=clock
+    )
+    war_rooms = WarRoomService(
+        uow=uow, slack=slack, renderer=renderer, config=config, clock=clock, evidence=evidence
+    )
     workflow = IncidentWorkflow(
         incidents=incidents, war_rooms=war_rooms, renderer=renderer, slack=slack
     )

@@ -12,6 +12,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from bot.clock import Clock
 from bot.domain.alerts import Alert, AlertStatus
+from bot.domain.audit import AuditAction
 from bot.domain.incident import Declaration
 from bot.domain.vocabulary import IncidentSource, Severity
 from bot.errors import StorageUnavailableError
@@ -165,6 +166,17 @@ class AlertService:
             f"(escalated by alert: {alert.title})",
             now=now,
             data={
+                "from": current.severity.value,
+                "to": alert.severity.value,
+                "alert": alert.fingerprint,
+            },
+        )
+        uow.audit.append(
+            incident_id,
+            actor=ALERT_ACTOR,
+            action=AuditAction.SEVERITY_CHANGED,
+            now=now,
+            detail={
                 "from": current.severity.value,
                 "to": alert.severity.value,
                 "alert": alert.fingerprint,

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.clock import Clock
 from bot.config import WarroomConfig
+from bot.domain.audit import AuditAction
 from bot.domain.classification import Classification, Classifier
 from bot.domain.incident import Declaration, Incident, IncidentSummary
 from bot.domain.lifecycle import check_transition
@@ -113,6 +114,18 @@ class IncidentService:
             declaration, number=number, classification=classification, now=now
         )
         self._record_declaration(uow, incident_id, declaration, classification, now)
+        uow.audit.append(
+            incident_id,
+            actor=declaration.reporter_id,
+            action=AuditAction.DECLARED,
+            now=now,
+            detail={
+                "source": declaration.source.value,
+                "dedup_key": declaration.dedup_key,
+                "type": classification.incident_type.value,
+                "severity": classification.severity.value,
+            },
+        )
         incident = uow.incidents.get(incident_id)
         assert incident is not None
         return DeclarationResult(incident=incident, created=True)
@@ -220,6 +233,13 @@ class IncidentService:
                 now=now,
                 data={"role": role.value, "user_id": user_id, "previous_id": previous},
             )
+            uow.audit.append(
+                incident_id,
+                actor=actor_id,
+                action=AuditAction.ROLE_ASSIGNED,
+                now=now,
+                detail={"role": role.value, "user_id": user_id, "previous_id": previous},
+            )
             incident = uow.incidents.get(incident_id)
             uow.commit()
         assert incident is not None
@@ -244,6 +264,13 @@ class IncidentService:
                 now=now,
                 data={"from": current.severity.value, "to": severity.value},
             )
+            uow.audit.append(
+                incident_id,
+                actor=actor_id,
+                action=AuditAction.SEVERITY_CHANGED,
+                now=now,
+                detail={"from": current.severity.value, "to": severity.value},
+            )
             incident = uow.incidents.get(incident_id)
             uow.commit()
         assert incident is not None
@@ -267,6 +294,13 @@ class IncidentService:
                 summary=f"State {current.state.value} → {target.value}",
                 now=now,
                 data={"from": current.state.value, "to": target.value},
+            )
+            uow.audit.append(
+                incident_id,
+                actor=actor_id,
+                action=AuditAction.STATE_CHANGED,
+                now=now,
+                detail={"from": current.state.value, "to": target.value},
             )
             incident = uow.incidents.get(incident_id)
             uow.commit()

@@ -19,6 +19,7 @@ from bot.rendering import Renderer
 from bot.slack_gateway import ChannelNameTakenError, SlackGateway
 
 if TYPE_CHECKING:
+    from bot.services.audit import EvidenceService
     from storage.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -41,12 +42,14 @@ class WarRoomService:
         renderer: Renderer,
         config: WarroomConfig,
         clock: Clock,
+        evidence: EvidenceService | None = None,
     ) -> None:
         self._uow = uow
         self._slack = slack
         self._renderer = renderer
         self._config = config
         self._clock = clock
+        self._evidence = evidence
 
     # -- opening -------------------------------------------------------------------------
 
@@ -78,7 +81,18 @@ class WarRoomService:
                 data={"channel_id": incident.channel_id},
             )
             uow.commit()
+        self._preserve_evidence(incident_id)
         return True
+
+    def _preserve_evidence(self, incident_id: int) -> None:
+        """Snapshot what is known at declaration (record, alerts, first messages), once."""
+        if self._evidence is None:
+            return
+        try:
+            self._evidence.preserve(incident_id, reason="declared")
+        except Exception:
+            # The war room is open; missing evidence is logged loudly rather than undoing it.
+            log.exception("could not preserve evidence for incident id %d", incident_id)
 
     def _open_steps(self, incident_id: int) -> tuple[Incident, bool]:
         """Channel, then card (each needs the one before); then the messages, each tried even

@@ -61,9 +61,8 @@ def audit_service(engine: Engine) -> AuditService:
 def test_entries_are_chained_in_order_and_read_back_intact(
     engine: Engine, config: WarroomConfig
 ) -> None:
-    incident_id, number = declare(engine, config)
+    incident_id, number = declare(engine, config)  # the declaration is entry 1
     audit = audit_service(engine)
-    audit.record(incident_id, actor="U0REPORTER", action=AuditAction.DECLARED)
     audit.record(
         incident_id,
         actor="warroom",
@@ -99,7 +98,7 @@ def test_an_entry_recorded_in_a_rolled_back_transaction_leaves_no_trace(
         # no commit: the caller's transaction failed
     audit.record(incident_id, actor="U1", action=AuditAction.REFUSED)
     check = audit.verify(number)
-    assert (check.ok, check.count) == (True, 1)
+    assert (check.ok, check.count) == (True, 2)  # the declaration and the committed refusal
 
 
 def test_appending_to_an_unknown_incident_fails_instead_of_retrying(engine: Engine) -> None:
@@ -145,12 +144,13 @@ def test_concurrent_appends_from_threads_make_one_contiguous_intact_chain(
     with UnitOfWorkFactory(engine)(read_only=True) as uow:
         entries = uow.audit.entries(incident_id)
         others = uow.audit.entries(other_id)
-    assert [entry.seq for entry in entries] == list(range(1, 65))
-    assert [entry.seq for entry in others] == list(range(1, 17))
+    # entry 1 of each is its declaration
+    assert [entry.seq for entry in entries] == list(range(1, 66))
+    assert [entry.seq for entry in others] == list(range(1, 18))
     assert verify_chain(others).ok
     check = audit.verify(number)
-    assert (check.ok, check.count) == (True, 64)
-    done = {(e.detail["worker"], e.detail["step"]) for e in entries}
+    assert (check.ok, check.count) == (True, 65)
+    done = {(e.detail["worker"], e.detail["step"]) for e in entries if "worker" in e.detail}
     assert len(done) == 64
 
 
@@ -159,8 +159,7 @@ def test_a_writer_that_lost_the_race_chains_onto_the_winners_entry(
 ) -> None:
     incident_id, number = declare(engine, config)
     uow_factory = UnitOfWorkFactory(engine)
-    audit = audit_service(engine)
-    audit.record(incident_id, actor="U0", action=AuditAction.DECLARED)
+    audit = audit_service(engine)  # the declaration is entry 1
     second: list[int] = []
 
     def late_writer() -> None:
@@ -215,13 +214,15 @@ def test_audit_verify_reports_an_intact_chain_then_names_a_tampered_entry(
 ) -> None:
     incident_id, number = declare(engine, config)
     audit = audit_service(engine)
-    for action in (AuditAction.DECLARED, AuditAction.PROPOSED, AuditAction.APPROVED):
+    for action in (AuditAction.PROPOSED, AuditAction.APPROVED):
         audit.record(incident_id, actor="U0COMMANDER", action=action, detail={"model": "bot"})
     audit.record(incident_id, actor="warroom", action=AuditAction.EXECUTED)
 
     intact = run_verify(engine, number)
     assert (intact.returncode, intact.stderr) == (0, "")
-    assert intact.stdout == f"incident #{number}: audit chain of 4 entries is intact\n"
+    assert (
+        intact.stdout == f"incident #{number}: audit chain of 4 entries is intact\n"
+    )  # with the declaration
 
     with engine.begin() as connection:
         connection.execute(
@@ -343,8 +344,8 @@ def test_evidence_preserves_record_alerts_and_messages_with_matching_digests(
         assert item.size == len(encoded)
         assert item.is_intact()
         assert item.reason == "before containment: model_shutdown"
-    assert [e.action for e in entries] == [AuditAction.EVIDENCE_PRESERVED]
-    assert entries[0].detail == {
+    assert [e.action for e in entries] == [AuditAction.DECLARED, AuditAction.EVIDENCE_PRESERVED]
+    assert entries[1].detail == {
         "reason": "before containment: model_shutdown",
         "evidence": [
             {"id": r.id, "kind": r.kind.value, "sha256": r.sha256, "size": r.size} for r in records
@@ -373,4 +374,4 @@ def test_evidence_notes_a_war_room_the_bot_cannot_read_and_one_not_opened_yet(
     assert later[2].content["error"] == "not_in_channel"
     with UnitOfWorkFactory(engine)(read_only=True) as uow:
         check = verify_chain(uow.audit.entries(incident_id))
-    assert (check.ok, check.count) == (True, 2)
+    assert (check.ok, check.count) == (True, 3)  # declared, then two preservations

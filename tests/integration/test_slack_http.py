@@ -84,6 +84,18 @@ def test_declaration_opens_the_war_room_in_order_and_exactly_once(
     assert len(emulator.state.messages("C0ANNOUNCE")) == 1
     assert emulator.state.messages("C0EXEC") == []
     assert emulator.validation_failures() == []
+    # evidence taken once the war room opened: the record, its alerts, the messages so far
+    incident = served.app.workflow.incidents.list_open()[0]
+    with served.app.workflow.incidents._uow(read_only=True) as uow:
+        evidence = uow.evidence.list_for(incident.id)
+        audit = [entry.action.value for entry in uow.audit.entries(incident.id)]
+    assert sorted(record.kind.value for record in evidence) == [
+        "alerts",
+        "incident_record",
+        "war_room_messages",
+    ]
+    assert all(record.reason == "declared" and record.is_intact() for record in evidence)
+    assert audit == ["declared", "evidence_preserved"]
 
 
 def test_critical_incident_alerts_commander_and_executives_once(
