@@ -17,11 +17,14 @@ from starlette.applications import Starlette
 from bot.classifier import build_classifier
 from bot.clock import Clock, SystemClock
 from bot.config import WarroomConfig
+from bot.containment_executor import ActionExecutor
 from bot.domain.classification import Classifier
 from bot.rendering import Renderer
 from bot.services.alerts import SUMMARY_INTERVAL, AlertService
 from bot.services.anomalies import AnomalyService
 from bot.services.audit import AuditService, EvidenceService
+from bot.services.containment import ContainmentService
+from bot.services.containment_flow import ContainmentFlow
 from bot.services.incidents import IncidentService
 from bot.services.war_room import WarRoomService
 from bot.services.workflow import IncidentWorkflow
@@ -54,6 +57,7 @@ class Warroom:
     clock: Clock
     alerts: AlertService
     classifier: Classifier
+    action_runner: ActionExecutor
     scheduler: BackgroundScheduler = field(init=False)
 
     def __post_init__(self) -> None:
@@ -88,6 +92,7 @@ class Warroom:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
         self.executor.shutdown(wait=True)
+        self.action_runner.close()
         self.engine.dispose()
 
 
@@ -128,8 +133,26 @@ def create_app(
     war_rooms = WarRoomService(
         uow=uow, slack=slack, renderer=renderer, config=config, clock=clock, evidence=evidence
     )
+    action_runner = ActionExecutor(config.containment, clock=clock)
+    containment = ContainmentFlow(
+        containment=ContainmentService(
+            uow=uow,
+            clock=clock,
+            config=config,
+            runner=ActionExecutor(config.containment, clock=clock),
+            evidence=evidence,
+        ),
+        incidents=incidents,
+        war_rooms=war_rooms,
+        renderer=renderer,
+        slack=slack,
+    )
     workflow = IncidentWorkflow(
-        incidents=incidents, war_rooms=war_rooms, renderer=renderer, slack=slack
+        incidents=incidents,
+        war_rooms=war_rooms,
+        renderer=renderer,
+        slack=slack,
+        containment=containment,
     )
     executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="warroom-slack")
     signing_secret = (
@@ -146,7 +169,13 @@ def create_app(
     )
     register_slack_listeners(bolt, workflow)
     metrics = HttpMetrics(CollectorRegistry())
-    alerts = AlertService(uow=uow, clock=clock, incidents=incidents, war_rooms=war_rooms)
+    alerts = AlertService(
+        uow=uow,
+        clock=clock,
+        incidents=incidents,
+        war_rooms=war_rooms,
+        after_opening=containment.auto_propose,
+    )
     webhook_token = (
         settings.warroom_webhook_token.get_secret_value()
         if settings.warroom_webhook_token
@@ -175,4 +204,5 @@ def create_app(
         clock=clock,
         alerts=alerts,
         classifier=classifier,
+        action_runner=action_runner,
     )

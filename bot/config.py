@@ -117,20 +117,82 @@ class Deadlines(_Strict):
 
 
 class ContainmentEndpoint(_Strict):
+    """An HTTP endpoint that carries out one containment action.
+
+    `url` may name `{model}` and `{system}` (the incident's first affected system, or a target
+    set by hand) and `{incident}` (the incident number); no other placeholder is accepted.
+
+    Secrets never live in the YAML: a header value refers to environment variables as
+    `${ENV_NAME}`, read when the call is made. A header named like a credential (Authorization,
+    Cookie, or a name containing auth, token, key, secret, passw, signature, credential or
+    session) must be exactly `${NAME}`, optionally after one scheme word (`Bearer ${TOKEN}`).
+    Any other header may hold plain text such as `application/json`, but not text that looks
+    like a secret: 16 or more letters, digits and `+/=_.-` in a row mixing letters and digits.
+    """
+
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
     url: str
+    headers: dict[str, str] = {}
+    timeout: Duration = timedelta(seconds=10)
+    retries: int = Field(default=3, ge=0, le=10)
 
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
+        known = ("model", "system", "incident")
+        for name in re.findall(r"\{([^{}]*)\}", value):
+            if name not in known:
+                raise ValueError(
+                    f"unknown placeholder '{{{name}}}'; known: "
+                    + ", ".join(f"{{{field}}}" for field in known)
+                )
+        if re.search(r"[{}]", re.sub(r"\{[a-z]+\}", "", value)):
+            raise ValueError("unbalanced brace; placeholders are written {model}")
         return value
+
+    @field_validator("headers")
+    @classmethod
+    def _no_secrets(cls, value: dict[str, str]) -> dict[str, str]:
+        placeholder = r"\$\{[A-Za-z_][A-Za-z0-9_]*\}"
+        credential = re.compile(
+            r"authorization|cookie|auth|token|key|secret|passw|signature|credential|session",
+            re.IGNORECASE,
+        )
+        for name, text in value.items():
+            if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", name):
+                raise ValueError(f"'{name}' is not a header name")
+            if name.lower() == "idempotency-key":
+                raise ValueError("header 'Idempotency-Key' is set by warroom, one per action")
+            literal = re.sub(placeholder, "", text)
+            if "$" in literal:
+                raise ValueError(f"header '{name}': write environment variables as ${{NAME}}")
+            if credential.search(name) and not re.fullmatch(
+                rf"(?:[A-Za-z][A-Za-z0-9-]* )?{placeholder}", text
+            ):
+                raise ValueError(
+                    f"header '{name}' carries a credential: write it as ${{ENV_NAME}} "
+                    "(for example 'Bearer ${GATEWAY_TOKEN}'), never the secret itself"
+                )
+            for run in re.findall(r"[A-Za-z0-9+/=_.-]{16,}", literal):
+                if re.search(r"[A-Za-z]", run) and re.search(r"[0-9]", run):
+                    raise ValueError(
+                        f"header '{name}' looks like it holds a secret; put it in an "
+                        "environment variable and write ${ENV_NAME}"
+                    )
+        return value
+
+    def url_fields(self) -> frozenset[str]:
+        """The placeholders the URL needs filled: some of `model`, `system`, `incident`."""
+        return frozenset(re.findall(r"\{([a-z]+)\}", self.url))
 
 
 class Containment(_Strict):
     approvers: list[str] = []
     actions: dict[str, ContainmentEndpoint] = {}
+    two_person: list[str] = []
+    proposal_ttl: Duration = timedelta(minutes=30)
 
     @field_validator("approvers")
     @classmethod
@@ -142,12 +204,22 @@ class Containment(_Strict):
     def _known_actions(
         cls, value: dict[str, ContainmentEndpoint]
     ) -> dict[str, ContainmentEndpoint]:
-        for name in value:
+        cls._check_action_names(list(value))
+        return value
+
+    @field_validator("two_person")
+    @classmethod
+    def _known_two_person(cls, value: list[str]) -> list[str]:
+        cls._check_action_names(value)
+        return value
+
+    @staticmethod
+    def _check_action_names(names: list[str]) -> None:
+        for name in names:
             if name not in CONTAINMENT_ACTIONS:
                 raise ValueError(
                     f"unknown action '{name}'; known: {', '.join(CONTAINMENT_ACTIONS)}"
                 )
-        return value
 
 
 class WarroomConfig(_Strict):

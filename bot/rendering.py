@@ -47,6 +47,8 @@ class Renderer:
         self._env.filters["clip"] = clip
         self._env.filters["slack_date"] = slack_date
         self._env.globals["action"] = {member.name: member.value for member in ActionId}
+        self._env.globals["action_ids"] = self._env.globals["action"]
+        self._env.filters["format_mention"] = lambda user_id: f"<@{user_id}>"
         self._env.globals["block"] = {member.name: member.value for member in BlockId}
         self._env.globals["callback"] = {member.name: member.value for member in CallbackId}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from slack_bolt import App
 
 from bot.services.workflow import IncidentWorkflow
-from handlers import slack_actions, slack_commands, slack_views
+from handlers import slack_actions, slack_commands, slack_containment, slack_views
 
 
 def register_slack_listeners(app: App, workflow: IncidentWorkflow) -> None:
@@ -13,3 +13,4 @@ def register_slack_listeners(app: App, workflow: IncidentWorkflow) -> None:
     slack_commands.register(app, workflow)
     slack_views.register(app, workflow)
     slack_actions.register(app, workflow)
+    slack_containment.register(app, workflow)

@@ -14,7 +14,9 @@ from bot.domain.commands import (
     IncidentCommand,
     ListIncidents,
     OpenDeclareModal,
+    ProposeContainment,
     ResolveIncident,
+    SetContainmentTarget,
     ShowHelp,
     ShowStatus,
     parse_command,
@@ -37,11 +39,20 @@ HELP = [
     (USAGE["role"], "in a war room: hand a role to someone"),
     (USAGE["severity"], "in a war room: change the severity"),
     (USAGE["resolve"], "in a war room: mark the incident resolved"),
+    (USAGE["contain"], "in a war room: propose containment, or aim an action at a target"),
     (USAGE["help"], "this list"),
 ]
 
 
-_WITH_FOLLOW_UP = (OpenDeclareModal, DeclareNow, AssignRole, ChangeSeverity, ResolveIncident)
+_WITH_FOLLOW_UP = (
+    OpenDeclareModal,
+    DeclareNow,
+    AssignRole,
+    ChangeSeverity,
+    ResolveIncident,
+    ProposeContainment,
+    SetContainmentTarget,
+)
 
 
 def declaration_from(command: dict[str, Any], parsed: DeclareNow) -> Declaration:
@@ -114,3 +125,9 @@ def _answer(
         case ResolveIncident():
             incident = workflow.incidents.get_in_war_room_or_raise(channel_id)
             return {}, workflow.resolve(incident_id=incident.id, actor_id=user_id)
+        case ProposeContainment():
+            return {}, workflow.propose_containment(channel_id=channel_id, actor_id=user_id)
+        case SetContainmentTarget(action=action, target=target):
+            return {}, workflow.set_containment_target(
+                channel_id=channel_id, action=action, target=target, actor_id=user_id
+            )

@@ -265,3 +265,63 @@ class EvidenceRow(Base):
     content: Mapped[dict[str, Any]] = mapped_column(JSON)
     sha256: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(Integer)
+
+
+class ContainmentProposalRow(Base):
+    """A set of containment actions put to the commander, open until it expires."""
+
+    __tablename__ = "containment_proposals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    proposed_by: Mapped[str] = mapped_column(String(32))
+    proposed_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+    residual: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ContainmentActionRow(Base):
+    """One proposed action: approvals, then exactly one execution, then its result."""
+
+    __tablename__ = "containment_actions"
+    __table_args__ = (UniqueConstraint("proposal_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    proposal_id: Mapped[int] = mapped_column(
+        ForeignKey("containment_proposals.id", ondelete="CASCADE")
+    )
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))
+    # Sent as Idempotency-Key: unique, so one action is carried out once whatever happens.
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    target: Mapped[str] = mapped_column(Text)
+    # A model or system a person named when the incident named none.
+    target_override: Mapped[str | None] = mapped_column(String(200))
+    target_needed: Mapped[bool] = mapped_column(Boolean, default=False)
+    manual: Mapped[bool] = mapped_column(Boolean, default=False)
+    emergency: Mapped[bool] = mapped_column(Boolean, default=False)
+    role: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(Text)
+    expected_impact: Mapped[str] = mapped_column(Text)
+    atlas: Mapped[list[str]] = mapped_column(default=list)
+    approvals_needed: Mapped[int] = mapped_column(Integer, default=1)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime]
+
+
+class ContainmentDecisionRow(Base):
+    """One person's approval or rejection of one action (once per person)."""
+
+    __tablename__ = "containment_decisions"
+    __table_args__ = (UniqueConstraint("action_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    action_id: Mapped[int] = mapped_column(ForeignKey("containment_actions.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(32))
+    decision: Mapped[str] = mapped_column(String(16))
+    decided_at: Mapped[datetime]

@@ -38,6 +38,9 @@ from storage.models import (
     AlertGroupRow,
     AlertRow,
     AuditEntryRow,
+    ContainmentActionRow,
+    ContainmentDecisionRow,
+    ContainmentProposalRow,
     CounterRow,
     EvidenceRow,
     IncidentRow,
@@ -955,3 +958,200 @@ class EvidenceRepository:
             }
             for row in rows
         ]
+
+
+@dataclass(frozen=True)
+class ContainmentActionRecord:
+    id: int
+    proposal_id: int
+    incident_id: int
+    kind: str
+    state: str
+    idempotency_key: str
+    target: str
+    target_override: str | None
+    target_needed: bool
+    manual: bool
+    emergency: bool
+    role: str
+    reason: str
+    expected_impact: str
+    atlas: tuple[str, ...]
+    approvals_needed: int
+    approvers: tuple[str, ...]
+    rejected_by: tuple[str, ...]
+    result: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ContainmentProposalRecord:
+    id: int
+    incident_id: int
+    proposed_by: str
+    proposed_at: datetime
+    expires_at: datetime
+    channel_id: str | None
+    message_ts: str | None
+    residual: dict[str, Any]
+    actions: tuple[ContainmentActionRecord, ...]
+
+
+class ContainmentRepository:
+    """Proposals, their actions and every person's decision on them."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add_proposal(
+        self, incident_id: int, *, proposed_by: str, now: datetime, expires_at: datetime
+    ) -> int:
+        row = ContainmentProposalRow(
+            incident_id=incident_id,
+            proposed_by=proposed_by,
+            proposed_at=now,
+            expires_at=expires_at,
+            residual={},
+        )
+        self._session.add(row)
+        self._session.flush()
+        return row.id
+
+    def add_action(
+        self, proposal_id: int, incident_id: int, *, now: datetime, **fields: Any
+    ) -> int:
+        row = ContainmentActionRow(
+            proposal_id=proposal_id,
+            incident_id=incident_id,
+            updated_at=now,
+            result={},
+            **fields,
+        )
+        self._session.add(row)
+        self._session.flush()
+        return row.id
+
+    def set_message(self, proposal_id: int, *, channel_id: str, ts: str) -> None:
+        self._session.execute(
+            update(ContainmentProposalRow)
+            .where(ContainmentProposalRow.id == proposal_id)
+            .values(channel_id=channel_id, message_ts=ts)
+            .execution_options(synchronize_session=False)
+        )
+
+    def set_residual(self, proposal_id: int, residual: dict[str, Any]) -> None:
+        self._session.execute(
+            update(ContainmentProposalRow)
+            .where(ContainmentProposalRow.id == proposal_id)
+            .values(residual=residual)
+            .execution_options(synchronize_session=False)
+        )
+
+    def proposal(self, proposal_id: int) -> ContainmentProposalRecord | None:
+        row = self._session.get(ContainmentProposalRow, proposal_id, populate_existing=True)
+        if row is None:
+            return None
+        actions = self._session.scalars(
+            select(ContainmentActionRow)
+            .where(ContainmentActionRow.proposal_id == proposal_id)
+            .order_by(ContainmentActionRow.id)
+            .execution_options(populate_existing=True)
+        ).all()
+        return ContainmentProposalRecord(
+            id=row.id,
+            incident_id=row.incident_id,
+            proposed_by=row.proposed_by,
+            proposed_at=row.proposed_at,
+            expires_at=row.expires_at,
+            channel_id=row.channel_id,
+            message_ts=row.message_ts,
+            residual=dict(row.residual or {}),
+            actions=tuple(self._record(action) for action in actions),
+        )
+
+    def latest_proposal(self, incident_id: int) -> ContainmentProposalRecord | None:
+        proposal_id = self._session.scalar(
+            select(ContainmentProposalRow.id)
+            .where(ContainmentProposalRow.incident_id == incident_id)
+            .order_by(ContainmentProposalRow.id.desc())
+            .limit(1)
+        )
+        return self.proposal(proposal_id) if proposal_id is not None else None
+
+    def action(self, action_id: int) -> ContainmentActionRecord | None:
+        row = self._session.get(ContainmentActionRow, action_id, populate_existing=True)
+        return self._record(row) if row else None
+
+    def _record(self, row: ContainmentActionRow) -> ContainmentActionRecord:
+        decisions = self._session.execute(
+            select(ContainmentDecisionRow.user_id, ContainmentDecisionRow.decision)
+            .where(ContainmentDecisionRow.action_id == row.id)
+            .order_by(ContainmentDecisionRow.id)
+        ).all()
+        return ContainmentActionRecord(
+            id=row.id,
+            proposal_id=row.proposal_id,
+            incident_id=row.incident_id,
+            kind=row.kind,
+            state=row.state,
+            idempotency_key=row.idempotency_key,
+            target=row.target,
+            target_override=row.target_override,
+            target_needed=row.target_needed,
+            manual=row.manual,
+            emergency=row.emergency,
+            role=row.role,
+            reason=row.reason,
+            expected_impact=row.expected_impact,
+            atlas=tuple(row.atlas or ()),
+            approvals_needed=row.approvals_needed,
+            approvers=tuple(d.user_id for d in decisions if d.decision == "approve"),
+            rejected_by=tuple(d.user_id for d in decisions if d.decision == "reject"),
+            result=dict(row.result or {}),
+        )
+
+    def record_decision(
+        self, action_id: int, *, user_id: str, decision: str, now: datetime
+    ) -> bool:
+        """False when this person already decided on this action (a double click)."""
+        try:
+            with self._session.begin_nested():
+                self._session.add(
+                    ContainmentDecisionRow(
+                        action_id=action_id,
+                        user_id=user_id,
+                        decision=decision,
+                        decided_at=now,
+                    )
+                )
+            return True
+        except IntegrityError:
+            return False
+
+    def move(
+        self,
+        action_id: int,
+        *,
+        to: str,
+        when: tuple[str, ...],
+        now: datetime,
+        result: dict[str, Any] | None = None,
+    ) -> bool:
+        """Change the action's state only if it is in one of `when`; True if this call did."""
+        values: dict[str, Any] = {"state": to, "updated_at": now}
+        if result is not None:
+            values["result"] = result
+        outcome = self._session.execute(
+            update(ContainmentActionRow)
+            .where(ContainmentActionRow.id == action_id, ContainmentActionRow.state.in_(when))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(outcome.rowcount == 1)  # type: ignore[attr-defined]
+
+    def set_target(self, action_id: int, *, target: str, now: datetime) -> None:
+        self._session.execute(
+            update(ContainmentActionRow)
+            .where(ContainmentActionRow.id == action_id)
+            .values(target=target, target_override=target, target_needed=False, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )

@@ -15,6 +15,7 @@ from storage.repositories import (
     AlertRepository,
     AuditRepository,
     BaselineRepository,
+    ContainmentRepository,
     EvidenceRepository,
     IncidentRepository,
     NotificationRepository,
@@ -32,6 +33,7 @@ class UnitOfWork:
     notifications: NotificationRepository
     alerts: AlertRepository
     baselines: BaselineRepository
+    containment: ContainmentRepository
     audit: AuditRepository
     evidence: EvidenceRepository
 
@@ -54,6 +56,7 @@ class UnitOfWork:
         self.notifications = NotificationRepository(self._session)
         self.alerts = AlertRepository(self._session)
         self.baselines = BaselineRepository(self._session)
+        self.containment = ContainmentRepository(self._session)
         self.audit = AuditRepository(self._session)
         self.evidence = EvidenceRepository(self._session)
         return self

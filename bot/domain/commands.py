@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot.domain.containment import ContainmentAction
 from bot.domain.vocabulary import (
     IncidentType,
     Role,
@@ -25,10 +26,12 @@ USAGE = {
     "role": f"/incident role <{ROLE_WORDS}> <@user>",
     "severity": f"/incident severity <{SEVERITY_WORDS}>",
     "resolve": "/incident resolve",
+    "contain": "/incident contain [target <action> <model-or-system>]",
     "help": "/incident help",
 }
 
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
+_TARGET = re.compile(r"^[A-Za-z0-9._:/-]{1,200}$")
 _TOKEN = re.compile(r"^(type|model):(\S+)$", re.IGNORECASE)
 
 
@@ -76,6 +79,17 @@ class ResolveIncident:
     """`/incident resolve` in a war room."""
 
 
+@dataclass(frozen=True)
+class ProposeContainment:
+    """`/incident contain` in a war room: the policy's proposal, to approve or reject."""
+
+
+@dataclass(frozen=True)
+class SetContainmentTarget:
+    action: ContainmentAction
+    target: str
+
+
 IncidentCommand = (
     ShowHelp
     | OpenDeclareModal
@@ -85,6 +99,8 @@ IncidentCommand = (
     | AssignRole
     | ChangeSeverity
     | ResolveIncident
+    | ProposeContainment
+    | SetContainmentTarget
 )
 
 
@@ -114,6 +130,8 @@ def parse_command(text: str) -> IncidentCommand:
         return _parse_role(args)
     if verb == "severity":
         return _parse_severity(args)
+    if verb == "contain":
+        return _parse_contain(args)
     raise UsageError(f"`{verb}` is not an `/incident` command.", usage="\n".join(USAGE.values()))
 
 
@@ -175,3 +193,22 @@ def _parse_severity(args: list[str]) -> IncidentCommand:
     if severity is None:
         raise UsageError(f"`{args[0]}` is not a severity.", usage=USAGE["severity"])
     return ChangeSeverity(severity=severity)
+
+
+def _parse_contain(args: list[str]) -> IncidentCommand:
+    if not args:
+        return ProposeContainment()
+    if args[0].lower() != "target" or len(args) != 3:
+        raise UsageError(
+            "`contain` takes nothing, or `target <action> <name>`.", usage=USAGE["contain"]
+        )
+    try:
+        action = ContainmentAction(args[1].lower().replace("-", "_"))
+    except ValueError:
+        known = ", ".join(a.value for a in ContainmentAction)
+        raise UsageError(
+            f"`{args[1]}` is not a containment action; use one of {known}.", usage=USAGE["contain"]
+        ) from None
+    if not _TARGET.match(args[2]):
+        raise UsageError(f"`{args[2]}` is not a model or system name.", usage=USAGE["contain"])
+    return SetContainmentTarget(action=action, target=args[2])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -54,11 +55,14 @@ class AlertService:
         clock: Clock,
         incidents: IncidentService,
         war_rooms: WarRoomService,
+        after_opening: Callable[[int], None] | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._incidents = incidents
         self._war_rooms = war_rooms
+        # Called with the incident id once its war room is open (critical containment).
+        self._after_opening = after_opening
 
     def ingest(self, source: IncidentSource, alerts: list[Alert], body: Any) -> Ingested:
         """Record the delivery and its alerts, and declare or attach, in one transaction."""
@@ -192,6 +196,8 @@ class AlertService:
         """Slack work for a delivery: open new war rooms, tell escalations, summarise."""
         for incident_id in outcome.declared:
             self._war_rooms.open_war_room(incident_id)
+            if self._after_opening is not None:
+                self._after_opening(incident_id)
         for change in outcome.escalations:
             self._war_rooms.refresh_card(change.incident.id)
             self._war_rooms.post_notice(
@@ -204,6 +210,8 @@ class AlertService:
             )
             if change.incident.severity is Severity.CRITICAL:
                 self._war_rooms.raise_critical_alarm(change.incident.id)
+                if self._after_opening is not None:
+                    self._after_opening(change.incident.id)
         self.post_summaries(outcome.groups)
 
     def post_summaries(self, group_ids: list[int] | None = None) -> int:

@@ -6,11 +6,15 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from bot.domain.containment import ContainmentAction
 from bot.domain.incident import Declaration, Incident
 from bot.domain.vocabulary import Role, Severity
+from bot.errors import UserError
 from bot.ids import FLAG_PERSONAL_DATA, FLAG_PUBLIC_FACING, LET_WARROOM_DECIDE
 from bot.presenters import incident_context, summary_context, vocabulary_context
 from bot.rendering import Renderer
+from bot.services.containment import Decision
+from bot.services.containment_flow import ContainmentFlow
 from bot.services.incidents import (
     DeclarationResult,
     IncidentService,
@@ -33,7 +37,26 @@ class OpenWarRoom:
     incident_id: int
 
 
-FollowUp = OpenDeclareForm | OpenWarRoom | RoleChange | SeverityChange | StateChange
+@dataclass(frozen=True)
+class PublishProposal:
+    proposal_id: int
+
+
+@dataclass(frozen=True)
+class CarryOut:
+    proposal_id: int
+    decision: Decision
+
+
+FollowUp = (
+    OpenDeclareForm
+    | OpenWarRoom
+    | RoleChange
+    | SeverityChange
+    | StateChange
+    | PublishProposal
+    | CarryOut
+)
 
 # Slack allows 50 blocks a message: a heading, 40 incidents and an "and N more" line.
 LIST_LIMIT = 40
@@ -45,6 +68,7 @@ class IncidentWorkflow:
     war_rooms: WarRoomService
     renderer: Renderer
     slack: SlackGateway
+    containment: ContainmentFlow
 
     def declare(self, declaration: Declaration) -> DeclarationResult:
         """Store the incident (once per request); the war room opens after the ack."""
@@ -66,6 +90,22 @@ class IncidentWorkflow:
             incident_id=incident_id, severity=severity, actor_id=actor_id
         )
 
+    def propose_containment(self, *, channel_id: str, actor_id: str) -> PublishProposal:
+        incident = self.incidents.get_in_war_room_or_raise(channel_id)
+        return PublishProposal(self.containment.containment.propose(incident.id, actor=actor_id))
+
+    def set_containment_target(
+        self, *, channel_id: str, action: ContainmentAction, target: str, actor_id: str
+    ) -> PublishProposal:
+        incident = self.incidents.get_in_war_room_or_raise(channel_id)
+        service = self.containment.containment
+        proposal = service.latest_proposal(incident.id)
+        match = [a for a in proposal.actions if a.kind == action.value and a.state == "proposed"]
+        if not match:
+            raise UserError(f"The open proposal has no pending {action.label} to aim.")
+        service.set_target(match[0].id, target=target, user_id=actor_id)
+        return PublishProposal(proposal.id)
+
     def resolve(self, *, incident_id: int, actor_id: str) -> StateChange:
         return self.incidents.resolve(incident_id=incident_id, actor_id=actor_id)
 
@@ -76,6 +116,11 @@ class IncidentWorkflow:
                 self.open_declare_modal(trigger_id=trigger_id, origin_channel_id=origin)
             case OpenWarRoom(incident_id=incident_id):
                 self.war_rooms.open_war_room(incident_id)
+                self.containment.auto_propose(incident_id)
+            case PublishProposal(proposal_id=proposal_id):
+                self.containment.publish(proposal_id)
+            case CarryOut(proposal_id=proposal_id, decision=decision):
+                self.containment.carry_out(proposal_id, decision)
             case RoleChange(incident=incident, role=role, user_id=user_id):
                 self.war_rooms.invite(incident, [user_id])
                 self.war_rooms.refresh_card(incident.id)
@@ -102,6 +147,7 @@ class IncidentWorkflow:
                 )
                 if incident.severity is Severity.CRITICAL:
                     self.war_rooms.raise_critical_alarm(incident.id)
+                    self.containment.auto_propose(incident.id)
             case StateChange(incident=incident, actor_id=actor_id):
                 self.war_rooms.refresh_card(incident.id)
                 self.war_rooms.post_notice(
@@ -152,6 +198,10 @@ class IncidentWorkflow:
         return self.renderer.render(
             "declared_modal", incident=incident_context(result.incident), created=result.created
         )
+
+    def notice(self, message: str) -> dict[str, Any]:
+        """An ephemeral answer that is not an error."""
+        return self.renderer.render("ephemeral_notice", message=message)
 
     def user_error(self, message: str, usage: str | None = None) -> dict[str, Any]:
         return self.renderer.render("user_error", message=message, usage=usage)

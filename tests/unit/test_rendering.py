@@ -70,6 +70,39 @@ def renderer() -> Renderer:
     return Renderer()
 
 
+def proposal_context() -> dict[str, Any]:
+    states = ["proposed", "manual_open", "failed", "succeeded", "rejected", "proposed", "expired"]
+    return {
+        "id": 7,
+        "proposed_by": "warroom",
+        "expires_at": NOW,
+        "approvers": ["U0IC", "U0CISO"],
+        "residual": {"level": "high", "summary": "The model still serves " + "x" * 4000},
+        "actions": [
+            {
+                "id": i,
+                "kind": "safe_mode",
+                "label": "Safe mode",
+                "state": state,
+                "state_label": state,
+                "target": "<model> " * 200,
+                "target_needed": i == 0,
+                "manual": state == "manual_open",
+                "emergency": i == 1,
+                "role_label": "AI safety lead",
+                "reason": "why " * 300,
+                "impact": "impact " * 300,
+                "atlas": ["AML.M0020 Generative AI Guardrails"],
+                "approvals_needed": 2,
+                "approvers": ["U1"],
+                "decided": "Approved by <@U1>",
+                "result_line": "HTTP 200 in 12.0 ms",
+            }
+            for i, state in enumerate(states)
+        ],
+    }
+
+
 def all_renderings(renderer: Renderer, incident: Incident) -> dict[str, dict[str, Any]]:
     context = incident_context(incident)
     return {
@@ -93,7 +126,13 @@ def all_renderings(renderer: Renderer, incident: Incident) -> dict[str, dict[str
         "incident_list": renderer.render("incident_list", incidents=[context] * 40, total=75),
         "help": renderer.render("help", commands=[("/incident help", "this list")]),
         "user_error": renderer.render("user_error", message="bad <input>", usage="/incident x"),
+        "ephemeral_notice": renderer.render("ephemeral_notice", message="Safe mode <approved>"),
         "declaring": renderer.render("declaring", incident=context, created=True),
+        "containment_proposal": renderer.render(
+            "containment_proposal",
+            incident=context,
+            proposal=proposal_context(),
+        ),
         "alert_summary": renderer.render(
             "alert_summary",
             incident=context,
@@ -177,6 +216,7 @@ def test_card_shows_title_type_severity_state_roles_and_declaration(renderer: Re
         "incident_card_status",
         "incident_card_severity",
         "incident_card_resolve",
+        "incident_card_contain",
     }
 
 
