@@ -19,10 +19,12 @@ import httpx
 
 from bot.app import Warroom, create_app
 from bot.config import WarroomConfig, parse_config
+from bot.emulator.gateway import ModelGateway
 from bot.emulator.server import SlackEmulator
 from bot.emulator.signed_requests import SlackSender, declare_form_values
 from bot.emulator.state import GENERAL_CHANNEL_ID
 from bot.emulator.transcript import write_transcript
+from bot.ids import ActionId
 from bot.server import BackgroundServer
 from bot.settings import Settings
 from storage.db import build_engine, upgrade
@@ -47,6 +49,7 @@ class DemoContext:
     emulator: SlackEmulator
     slack: SlackSender
     general_channel: str
+    gateway: ModelGateway | None = None
     webhook_token: str = ""
     log: list[dict[str, Any]] = field(default_factory=list)
     war_room: str = ""
@@ -282,6 +285,69 @@ def _anomaly(ctx: DemoContext) -> None:
     ctx.wait_until(_war_room_opened(ctx, 4), "incident #4's war room (from the anomaly)")
 
 
+def _proposal_button(ctx: DemoContext, label: str) -> str:
+    """The Approve button's value for one action on the war room's containment proposal."""
+    proposals = [
+        m
+        for m in ctx.emulator.state.messages(ctx.war_room)
+        if m["text"].startswith("Containment proposed")
+    ]
+    blocks = proposals[-1]["blocks"]
+    for index, block in enumerate(blocks):
+        if block["type"] == "section" and f"*{label}*" in block["text"]["text"]:
+            return str(blocks[index + 1]["elements"][0]["value"])
+    raise RuntimeError(f"demo: no {label} on the containment proposal")
+
+
+def _containment_refused(ctx: DemoContext) -> None:
+    ctx.wait_until(
+        lambda: any(
+            m["text"].startswith("Containment proposed")
+            for m in ctx.emulator.state.messages(ctx.war_room)
+        ),
+        "the critical incident's containment proposal",
+    )
+    button = _proposal_button(ctx, "Model shutdown")
+    response = ctx.slack.click(
+        action_id=ActionId.CONTAIN_APPROVE,
+        value=button,
+        channel_id=ctx.war_room,
+        user_id="U0DEMOREPORTER",
+    )
+    ctx.record(
+        "Someone who is not an approver clicks Approve (refused)",
+        "button: Approve model shutdown",
+        response,
+    )
+    ctx.wait_until(
+        lambda: any(
+            "Only the incident commander" in json.dumps(c.params)
+            for c in ctx.emulator.calls("response_url")
+        ),
+        "the refusal",
+    )
+
+
+def _containment_approved(ctx: DemoContext) -> None:
+    button = _proposal_button(ctx, "Model shutdown")
+    response = ctx.slack.click(
+        action_id=ActionId.CONTAIN_APPROVE,
+        value=button,
+        channel_id=ctx.war_room,
+        user_id="U0DEMOIC",
+    )
+    ctx.record(
+        "The commander approves the model shutdown", "button: Approve model shutdown", response
+    )
+    ctx.wait_until(
+        lambda: ctx.gateway is not None and ctx.gateway.calls, "the model gateway to be called"
+    )
+    ctx.wait_until(
+        lambda: ctx.app.workflow.incidents.get(1).state.value == "contained",
+        "incident #1 to be contained",
+    )
+
+
 def demo_script() -> list[DemoStep]:
     """The steps in order; each capability appends its own."""
     return [
@@ -292,6 +358,8 @@ def demo_script() -> list[DemoStep]:
         ("declare-with-form", _declare_with_form),
         ("list", _list),
         ("misuse", _misuse),
+        ("containment-refused", _containment_refused),
+        ("containment-approved", _containment_approved),
         ("resolve", _resolve),
         ("alert", _alert_declares),
         ("alert-repeat", _alert_repeats),
@@ -300,7 +368,7 @@ def demo_script() -> list[DemoStep]:
     ]
 
 
-def demo_config(emulator: SlackEmulator) -> tuple[WarroomConfig, str]:
+def demo_config(emulator: SlackEmulator, gateway_url: str) -> tuple[WarroomConfig, str]:
     """A rota of demo people and audience channels that exist in the emulator."""
     state = emulator.state
     for user_id, name in PEOPLE.items():
@@ -319,6 +387,12 @@ def demo_config(emulator: SlackEmulator) -> tuple[WarroomConfig, str]:
                 "legal_advisor": ["U0DEMOLEGAL"],
             },
             "audiences": {"executive_team": [state.add_channel("exec-incidents")]},
+            "containment": {
+                "actions": {
+                    kind: {"url": f"{gateway_url}/models/{{model}}/{kind.replace('_', '-')}"}
+                    for kind in ("model_shutdown", "safe_mode", "circuit_breaker")
+                },
+            },
         },
         source="demo configuration",
     )
@@ -329,8 +403,8 @@ def run_demo(*, out: Path | None = None, quiet: bool = False) -> int:
     folder = out or Path(f"warroom-demo-{datetime.now(UTC):%Y%m%d-%H%M%S}")
     folder.mkdir(parents=True, exist_ok=True)
     secret, webhook_token = secrets.token_hex(16), secrets.token_hex(16)
-    with SlackEmulator() as emulator:
-        config, general = demo_config(emulator)
+    with SlackEmulator() as emulator, ModelGateway() as gateway:
+        config, general = demo_config(emulator, gateway.url)
         settings = Settings(
             slack_bot_token="xoxb-demo",
             slack_signing_secret=secret,
@@ -349,6 +423,7 @@ def run_demo(*, out: Path | None = None, quiet: bool = False) -> int:
             slack=sender,
             general_channel=general,
             webhook_token=webhook_token,
+            gateway=gateway,
         )
         try:
             for name, step in demo_script():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,14 @@ _MRKDWN_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 def escape_mrkdwn(text: Any) -> str:
     """Escape the three characters Slack's mrkdwn treats as control characters."""
     return str(text).translate(_MRKDWN_ESCAPES)
+
+
+_ESCAPED_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]+)&gt;")
+
+
+def escape_mrkdwn_keep_mentions(text: Any) -> str:
+    """Escape like `escape_mrkdwn`, but let user mentions through (they notify nobody new)."""
+    return _ESCAPED_MENTION.sub(r"<@\1>", escape_mrkdwn(text))
 
 
 def slack_date(moment: datetime, style: str = "{date_short_pretty} at {time}") -> str:
@@ -44,6 +53,7 @@ class Renderer:
             auto_reload=False,
         )
         self._env.filters["mrkdwn"] = escape_mrkdwn
+        self._env.filters["mrkdwn_mentions"] = escape_mrkdwn_keep_mentions
         self._env.filters["clip"] = clip
         self._env.filters["slack_date"] = slack_date
         self._env.globals["action"] = {member.name: member.value for member in ActionId}

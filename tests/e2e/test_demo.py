@@ -23,6 +23,14 @@ def test_demo_runs_to_the_end_and_the_transcript_holds_the_war_room_card(tmp_pat
     assert "Incident commander: <@U0DEMOIC>" in transcript
     assert "AI safety lead: <@U0DEMOSAFETY2>" in transcript  # after the hand-over
     assert "marked *resolved*" in transcript
+    # containment: proposed at once (critical), a refused click, the commander's approval
+    assert "## Containment for incident #1" in transcript
+    assert "Approved by <@U0DEMOIC>" in transcript
+    assert "is *contained*" in transcript
+    assert (
+        "Someone who is not an approver clicks Approve (refused)"
+        in (tmp_path / "replies.md").read_text()
+    )
     assert (tmp_path / "inc-2-fraud-model-drifting.md").exists()
     assert "Critical AI incident #1" in (tmp_path / "exec-incidents.md").read_text()
     replies = (tmp_path / "replies.md").read_text()

@@ -278,3 +278,10 @@ def test_card_shows_indicators_and_taxonomy(renderer: Renderer) -> None:
     text = json.dumps(card)
     for expected in ("system_prompt_leak", "AML.T0051", "LLM01:2025", "Rules matched"):
         assert expected in text
+
+
+def test_mentions_survive_escaping_where_warroom_writes_them(renderer: Renderer) -> None:
+    reply = renderer.render("user_error", message="Only <@U0IC> may approve <!channel>", usage=None)
+    text = reply["blocks"][0]["text"]["text"]
+    assert "<@U0IC>" in text
+    assert "&lt;!channel&gt;" in text
