@@ -109,6 +109,14 @@ def action_value(message: dict[str, Any], kind_label: str) -> str:
     raise AssertionError(f"no {kind_label} in {json.dumps(message)[:500]}")
 
 
+def section_for(message: dict[str, Any], kind_label: str) -> str:
+    return next(
+        block["text"]["text"]
+        for block in message["blocks"]
+        if block["type"] == "section" and f"*{kind_label}*" in block["text"]["text"]
+    )
+
+
 def propose(served: ServedWarroom, emulator: SlackEmulator, channel: str) -> dict[str, Any]:
     served.slack.command("contain", channel_id=channel, user_id="U0COMMANDER")
     served.wait_for(
@@ -270,3 +278,69 @@ def test_an_action_without_an_endpoint_is_a_manual_step_marked_done(
     click(contained, ActionId.CONTAIN_MARK_DONE, done[0], "U0DATA", channel)
     contained.wait_for(lambda: "done by hand" in json.dumps(proposal_message(emulator, channel)))
     assert gateway.requests == []  # data isolation has no endpoint configured
+
+
+def test_an_action_needing_a_target_cannot_be_approved_until_one_is_set(
+    contained: ServedWarroom, emulator: SlackEmulator, gateway: RecordingServer
+) -> None:
+    _, channel = declare(contained, "declare medium Assistant fabricating refund policies")
+    message = propose(contained, emulator, channel)
+    assert "target needed" in json.dumps(message)
+    safe_mode = action_value(message, "Safe mode")
+    click(contained, ActionId.CONTAIN_APPROVE, safe_mode, "U0COMMANDER", channel)
+    contained.wait_for(
+        lambda: [
+            c
+            for c in emulator.calls("response_url")
+            if "needs a target first" in json.dumps(c.params)
+        ]
+    )
+    assert gateway.requests == []
+    contained.slack.command(
+        "contain target safe_mode support-bot-v9", channel_id=channel, user_id="U0COMMANDER"
+    )
+    contained.wait_for(
+        lambda: "support-bot-v9" in section_for(proposal_message(emulator, channel), "Safe mode")
+    )
+    assert "target needed" not in section_for(proposal_message(emulator, channel), "Safe mode")
+    click(contained, ActionId.CONTAIN_APPROVE, safe_mode, "U0COMMANDER", channel)
+    contained.wait_for(lambda: gateway.requests)
+    assert gateway.requests[0].path == "/models/support-bot-v9/safe-mode"
+
+
+def test_a_failed_action_keeps_the_incident_declared_and_can_be_retried(
+    contained: ServedWarroom, emulator: SlackEmulator, gateway: RecordingServer
+) -> None:
+    incident_id, channel = declare(
+        contained, "declare medium Assistant fabricating refund policies model:support-bot-v2"
+    )
+    gateway.script(500)
+    message = propose(contained, emulator, channel)
+    click(
+        contained,
+        ActionId.CONTAIN_REJECT,
+        action_value(message, "Circuit breaker"),
+        "U0COMMANDER",
+        channel,
+    )
+    safe_mode = action_value(message, "Safe mode")
+    click(contained, ActionId.CONTAIN_APPROVE, safe_mode, "U0COMMANDER", channel)
+    contained.wait_for(
+        lambda: "failed after 1 attempts" in json.dumps(proposal_message(emulator, channel))
+    )
+    assert contained.app.workflow.incidents.get(incident_id).state is IncidentState.DECLARED
+    retry = [
+        v
+        for (a, _), v in buttons(proposal_message(emulator, channel)).items()
+        if a == ActionId.CONTAIN_RETRY
+    ]
+    click(contained, ActionId.CONTAIN_RETRY, retry[0], "U0COMMANDER", channel)
+    contained.wait_for(
+        lambda: contained.app.workflow.incidents.get(incident_id).state is IncidentState.CONTAINED
+    )
+    keys = {r.headers["idempotency-key"] for r in gateway.requests}
+    assert len(gateway.requests) == 2 and len(keys) == 1  # the retry reuses the key
+    with contained.app.workflow.incidents._uow(read_only=True) as uow:
+        reasons = [e.reason for e in uow.evidence.list_for(incident_id)]
+    # twice (the failed try and the retry): the record, the alerts, the messages each time
+    assert reasons.count("before containment: safe_mode") == 6
