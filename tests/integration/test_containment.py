@@ -344,3 +344,35 @@ def test_a_failed_action_keeps_the_incident_declared_and_can_be_retried(
         reasons = [e.reason for e in uow.evidence.list_for(incident_id)]
     # twice (the failed try and the retry): the record, the alerts, the messages each time
     assert reasons.count("before containment: safe_mode") == 6
+
+
+def test_the_cards_button_proposes_and_a_critical_incident_gets_a_proposal_at_once(
+    contained: ServedWarroom, emulator: SlackEmulator
+) -> None:
+    incident_id, channel = declare(
+        contained, "declare medium Assistant fabricating refund policies model:support-bot-v2"
+    )
+    assert not [
+        m for m in emulator.state.messages(channel) if m["text"].startswith("Containment proposed")
+    ]
+    click(contained, ActionId.CARD_CONTAIN, str(incident_id), "U0SAFETY", channel)
+    contained.wait_for(
+        lambda: [
+            m
+            for m in emulator.state.messages(channel)
+            if m["text"].startswith("Containment proposed")
+        ]
+    )
+    contained.slack.command("severity critical", channel_id=channel, user_id="U0COMMANDER")
+    contained.wait_for(
+        lambda: (
+            len(
+                [
+                    m
+                    for m in emulator.state.messages(channel)
+                    if m["text"].startswith("Containment proposed")
+                ]
+            )
+            == 1
+        )
+    )
