@@ -86,6 +86,22 @@ class ContainmentFlow:
             self.war_rooms.post_notice(incident, {"kind": "contained", "actor_id": "warroom"})
         self.publish(proposal_id)
 
+    def status_lines(self, incident_id: int) -> list[str]:
+        """The latest proposal's actions and where each stands, for `/incident status`."""
+        with self.containment._uow(read_only=True) as uow:
+            proposal = uow.containment.latest_proposal(incident_id)
+        if proposal is None:
+            return []
+        return [
+            f"{ContainmentAction(a.kind).label}: {_STATE_LABELS.get(a.state, a.state)}"
+            + (
+                f" ({len(a.approvers)} of {a.approvals_needed} approvals)"
+                if a.state == State.PROPOSED and a.approvals_needed > 1
+                else ""
+            )
+            for a in proposal.actions
+        ]
+
     def proposal_context(
         self, proposal: ContainmentProposalRecord, incident: Incident
     ) -> dict[str, Any]:

@@ -172,6 +172,7 @@ class IncidentWorkflow:
             incident=incident_context(status.incident),
             notifications=status.notifications,
             timeline_count=status.timeline_count,
+            containment=self.containment.status_lines(incident.id),
         )
 
     def declaring_message(self, result: DeclarationResult) -> dict[str, Any]:

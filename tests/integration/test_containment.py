@@ -376,3 +376,20 @@ def test_the_cards_button_proposes_and_a_critical_incident_gets_a_proposal_at_on
             == 1
         )
     )
+
+
+def test_status_shows_where_each_containment_action_stands(
+    contained: ServedWarroom, emulator: SlackEmulator
+) -> None:
+    _, channel = declare(
+        contained, "declare critical Assistant fabricating refund policies model:support-bot-v2"
+    )
+    contained.wait_for(
+        lambda: [
+            m
+            for m in emulator.state.messages(channel)
+            if m["text"].startswith("Containment proposed")
+        ]
+    )
+    status = contained.slack.command("status", channel_id=channel).json()
+    assert "Model shutdown: awaiting a decision (0 of 2 approvals)" in json.dumps(status)

@@ -119,6 +119,7 @@ def all_renderings(renderer: Renderer, incident: Incident) -> dict[str, dict[str
             "status",
             incident=context,
             timeline_count=3,
+            containment=["Safe mode: awaiting a decision (1 of 2 approvals)"] * 30,
             notifications=[
                 {"audience": "executive_team", "tier": "immediate", "state": "sent", "sent_at": NOW}
             ],
