@@ -32,7 +32,7 @@ MAX_BODY = 1024 * 1024  # 1 MiB
 
 
 class _TooLarge(Exception):
-    pass
+    """The body is over MAX_BODY."""
 
 
 def _error(status: int, message: str) -> JSONResponse:

@@ -377,7 +377,7 @@ class OutboundMessageRepository:
                 )
             return Claim.CLAIMED
         except IntegrityError:
-            pass
+            pass  # already claimed or made: see whether it may be taken over
         # Taken over only when a previous attempt failed or its worker died holding it.
         result = self._session.execute(
             update(OutboundMessageRow)
@@ -765,7 +765,7 @@ class BaselineRepository:
                     MetricBaselineRow(model=model, metric=metric, state={}, updated_at=now)
                 )
         except IntegrityError:
-            pass
+            pass  # another batch created it first; the lock below waits for its commit
         row = self._session.scalars(
             select(MetricBaselineRow)
             .where(MetricBaselineRow.model == model, MetricBaselineRow.metric == metric)
