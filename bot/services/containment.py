@@ -449,9 +449,12 @@ class ContainmentService:
     def settle(self, proposal_id: int) -> bool:
         """Assess residual risk; move the incident to `contained` once everything approved is
         in effect. True when this call contained it."""
-        proposal = self.proposal(proposal_id)
         now = self._clock.now()
         with self._uow() as uow:
+            # Read inside the write transaction: two settles racing see each other's result.
+            proposal = uow.containment.proposal(proposal_id)
+            if proposal is None:
+                raise NotFoundError("That containment proposal no longer exists.")
             incident = uow.incidents.get(proposal.incident_id)
             assert incident is not None
             results = {ContainmentAction(a.kind): _OUTCOME[a.state] for a in proposal.actions}
