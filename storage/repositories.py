@@ -237,6 +237,18 @@ class IncidentRepository:
         if state is IncidentState.RESOLVED:
             row.resolved_at = now
 
+    def move_state(
+        self, incident_id: int, *, to: IncidentState, when: IncidentState, now: datetime
+    ) -> bool:
+        """Change the state only if it still is `when`; True if this call changed it."""
+        result = self._session.execute(
+            update(IncidentRow)
+            .where(IncidentRow.id == incident_id, IncidentRow.state == when.value)
+            .values(state=to.value, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
     def set_channel(self, incident_id: int, *, channel_id: str, channel_name: str) -> None:
         row = self._row(incident_id)
         row.channel_id = channel_id

@@ -22,9 +22,8 @@ from bot.domain.containment import (
     propose_containment,
 )
 from bot.domain.incident import Incident
-from bot.domain.lifecycle import check_transition
 from bot.domain.vocabulary import IncidentState, Role
-from bot.errors import InvalidTransitionError, NotFoundError, UserError
+from bot.errors import NotFoundError, UserError
 
 if TYPE_CHECKING:
     from bot.services.audit import EvidenceService
@@ -468,30 +467,25 @@ class ContainmentService:
                 },
             )
             contained = _all_in_effect(proposal.actions)
-            changed = False
-            if contained and incident.state is IncidentState.DECLARED:
-                try:
-                    check_transition(incident.state, IncidentState.CONTAINED)
-                except InvalidTransitionError:
-                    contained = False
-                else:
-                    uow.incidents.set_state(incident.id, IncidentState.CONTAINED, now=now)
-                    uow.timeline.add(
-                        incident.id,
-                        kind="state_changed",
-                        actor_id="warroom",
-                        now=now,
-                        summary="State declared → contained (every approved action in effect)",
-                        data={"from": "declared", "to": "contained"},
-                    )
-                    uow.audit.append(
-                        incident.id,
-                        actor="warroom",
-                        action=AuditAction.STATE_CHANGED,
-                        now=now,
-                        detail={"from": "declared", "to": "contained"},
-                    )
-                    changed = True
+            changed = contained and uow.incidents.move_state(
+                incident.id, to=IncidentState.CONTAINED, when=IncidentState.DECLARED, now=now
+            )
+            if changed:
+                uow.timeline.add(
+                    incident.id,
+                    kind="state_changed",
+                    actor_id="warroom",
+                    now=now,
+                    summary="State declared → contained (every approved action in effect)",
+                    data={"from": "declared", "to": "contained"},
+                )
+                uow.audit.append(
+                    incident.id,
+                    actor="warroom",
+                    action=AuditAction.STATE_CHANGED,
+                    now=now,
+                    detail={"from": "declared", "to": "contained"},
+                )
             uow.commit()
         return changed
 
