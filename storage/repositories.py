@@ -230,21 +230,17 @@ class IncidentRepository:
         row.severity = severity.value
         row.updated_at = now
 
-    def set_state(self, incident_id: int, state: IncidentState, *, now: datetime) -> None:
-        row = self._row(incident_id)
-        row.state = state.value
-        row.updated_at = now
-        if state is IncidentState.RESOLVED:
-            row.resolved_at = now
-
     def move_state(
         self, incident_id: int, *, to: IncidentState, when: IncidentState, now: datetime
     ) -> bool:
         """Change the state only if it still is `when`; True if this call changed it."""
+        values: dict[str, Any] = {"state": to.value, "updated_at": now}
+        if to is IncidentState.RESOLVED:
+            values["resolved_at"] = now
         result = self._session.execute(
             update(IncidentRow)
             .where(IncidentRow.id == incident_id, IncidentRow.state == when.value)
-            .values(state=to.value, updated_at=now)
+            .values(**values)
             .execution_options(synchronize_session=False)
         )
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]

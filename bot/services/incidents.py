@@ -16,7 +16,7 @@ from bot.domain.classification import Classification, Classifier
 from bot.domain.incident import Declaration, Incident, IncidentSummary
 from bot.domain.lifecycle import check_transition
 from bot.domain.vocabulary import IncidentState, Role, Severity
-from bot.errors import NotFoundError, NotInWarRoomError, UserError
+from bot.errors import InvalidTransitionError, NotFoundError, NotInWarRoomError, UserError
 
 if TYPE_CHECKING:
     from storage.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -286,7 +286,11 @@ class IncidentService:
                 raise NotFoundError(f"There is no incident with id {incident_id}.")
             check_transition(current.state, target)
             now = self._clock.now()
-            uow.incidents.set_state(incident_id, target, now=now)
+            # Conditional, so two people changing the state at once cannot both succeed.
+            if not uow.incidents.move_state(incident_id, to=target, when=current.state, now=now):
+                raise InvalidTransitionError(
+                    f"Incident #{current.number} changed state meanwhile; check /incident status."
+                )
             uow.timeline.add(
                 incident_id,
                 kind="state_changed",
