@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -90,16 +89,3 @@ def build_classifier(
         min_model_confidence=settings.min_model_confidence,
         severity_confidence=settings.severity_confidence,
     )
-
-
-_default: Classifier | None = None
-_default_lock = threading.Lock()
-
-
-def default_classifier() -> Classifier:
-    """One classifier with default settings per process, for callers without a configured one."""
-    global _default
-    with _default_lock:
-        if _default is None:
-            _default = build_classifier()
-        return _default

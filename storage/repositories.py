@@ -445,12 +445,6 @@ class OutboundMessageRepository:
         )
         return {"channel_id": row.channel_id, "ts": row.ts} if row else None
 
-    def states(self, incident_id: int) -> dict[str, str]:
-        rows = self._session.scalars(
-            select(OutboundMessageRow).where(OutboundMessageRow.incident_id == incident_id)
-        )
-        return {row.key: row.state for row in rows}
-
 
 class NotificationRepository:
     PENDING, SENT = "pending", "sent"
@@ -727,16 +721,6 @@ class AlertRepository:
                 last_summary_at=None,
             )
             .execution_options(synchronize_session=False)
-        )
-
-    def alerts_for(self, incident_id: int) -> int:
-        return int(
-            self._session.scalar(
-                select(func.count())
-                .select_from(AlertRow)
-                .where(AlertRow.incident_id == incident_id)
-            )
-            or 0
         )
 
 

@@ -38,7 +38,6 @@ class Ingested:
     received: int = 0
     new: int = 0
     declared: list[int] = field(default_factory=list)  # incident ids
-    attached: list[int] = field(default_factory=list)
     escalations: list[SeverityChange] = field(default_factory=list)
     groups: list[int] = field(default_factory=list)
 
@@ -134,7 +133,6 @@ class AlertService:
                 now=now,
                 data={"group": group_key, "firing": len(firing), "resolved": resolved},
             )
-            outcome.attached.append(incident_id)
             worst = _worst(firing)
             if worst is not None and worst.severity.rank < severity.rank:
                 outcome.escalations.append(self._escalate(uow, incident_id, worst, now))

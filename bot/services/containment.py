@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -525,10 +525,3 @@ def _plan(proposal: ContainmentProposalRecord, incident: Incident) -> Containmen
         proposed_at=proposal.proposed_at,
         summary="",
     )
-
-
-def outcome_counts(actions: Sequence[ContainmentActionRecord]) -> Mapping[str, int]:
-    counts: dict[str, int] = {}
-    for action in actions:
-        counts[action.state] = counts.get(action.state, 0) + 1
-    return counts
