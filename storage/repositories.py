@@ -38,6 +38,7 @@ from storage.models import (
     AlertGroupRow,
     AlertRow,
     AuditEntryRow,
+    Base,
     ContainmentActionRow,
     ContainmentDecisionRow,
     ContainmentProposalRow,
@@ -50,6 +51,20 @@ from storage.models import (
     RoleAssignmentRow,
     TimelineEventRow,
 )
+
+
+def insert_unless_taken(session: Session, row: Base) -> bool:
+    """Insert the row in a savepoint; False (and nothing written) when a unique key is taken.
+
+    Uniqueness is how warroom makes duplicates impossible; the savepoint keeps the caller's
+    transaction usable after the refusal."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+        return True
+    except IntegrityError:
+        return False
+
 
 INCIDENT_NUMBER = "incident_number"
 _OPEN_STATES = [state.value for state in IncidentState if state.is_open]
@@ -372,20 +387,11 @@ class OutboundMessageRepository:
         max_attempts: int,
     ) -> Claim:
         """Whether this caller may perform the side effect named `key` now, and if not, why."""
-        try:
-            with self._session.begin_nested():
-                self._session.add(
-                    OutboundMessageRow(
-                        incident_id=incident_id,
-                        key=key,
-                        state=self.CLAIMED,
-                        attempts=1,
-                        claimed_at=now,
-                    )
-                )
+        first = OutboundMessageRow(
+            incident_id=incident_id, key=key, state=self.CLAIMED, attempts=1, claimed_at=now
+        )
+        if insert_unless_taken(self._session, first):
             return Claim.CLAIMED
-        except IntegrityError:
-            pass  # already claimed or made: see whether it may be taken over
         # Taken over only when a previous attempt failed or its worker died holding it.
         result = self._session.execute(
             update(OutboundMessageRow)
@@ -559,22 +565,20 @@ class AlertRepository:
         row = self._session.scalars(locked).one_or_none()
         if row is not None:
             return _group(row)
-        try:
-            with self._session.begin_nested():
-                self._session.add(
-                    AlertGroupRow(
-                        group_key=group_key,
-                        source=source.value,
-                        generation=0,
-                        alert_count=0,
-                        pending_firing=0,
-                        pending_resolved=0,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
-        except IntegrityError:
-            pass  # another delivery created it first; the lock below waits for its commit
+        # When another delivery created it first, the lock below waits for its commit.
+        insert_unless_taken(
+            self._session,
+            AlertGroupRow(
+                group_key=group_key,
+                source=source.value,
+                generation=0,
+                alert_count=0,
+                pending_firing=0,
+                pending_resolved=0,
+                created_at=now,
+                updated_at=now,
+            ),
+        )
         return _group(self._session.scalars(locked).one())
 
     def known_dedup_keys(self, keys: list[str]) -> set[str]:
@@ -751,13 +755,11 @@ class BaselineRepository:
 
     def lock(self, model: str, metric: str, *, now: datetime) -> dict[str, Any] | None:
         """The stored baseline (None if new), locked until commit."""
-        try:
-            with self._session.begin_nested():
-                self._session.add(
-                    MetricBaselineRow(model=model, metric=metric, state={}, updated_at=now)
-                )
-        except IntegrityError:
-            pass  # another batch created it first; the lock below waits for its commit
+        # When another batch created it first, the lock below waits for its commit.
+        insert_unless_taken(
+            self._session,
+            MetricBaselineRow(model=model, metric=metric, state={}, updated_at=now),
+        )
         row = self._session.scalars(
             select(MetricBaselineRow)
             .where(MetricBaselineRow.model == model, MetricBaselineRow.metric == metric)
@@ -1105,19 +1107,12 @@ class ContainmentRepository:
         self, action_id: int, *, user_id: str, decision: str, now: datetime
     ) -> bool:
         """False when this person already decided on this action (a double click)."""
-        try:
-            with self._session.begin_nested():
-                self._session.add(
-                    ContainmentDecisionRow(
-                        action_id=action_id,
-                        user_id=user_id,
-                        decision=decision,
-                        decided_at=now,
-                    )
-                )
-            return True
-        except IntegrityError:
-            return False
+        return insert_unless_taken(
+            self._session,
+            ContainmentDecisionRow(
+                action_id=action_id, user_id=user_id, decision=decision, decided_at=now
+            ),
+        )
 
     def move(
         self,
