@@ -54,74 +54,39 @@ def register(app: App, workflow: IncidentWorkflow) -> None:
             with replying_to_errors(respond, workflow):
                 workflow.follow_up(context[FOLLOW_UP])
 
-    def decide(approve: bool) -> Callable[..., None]:
+    def on_click(operation: Callable[[int, str], Decision]) -> Callable[..., None]:
+        """An ack function: one service call on the clicked id; Slack work after the ack."""
+
         def answer(
             ack: Ack, action: dict[str, Any], body: dict[str, Any], context: BoltContext
         ) -> None:
             ack()
             with replying_to_errors(keep_reply(context), workflow):
-                action_id = _number(action)
-                decision = service.decide(action_id, user_id=body["user"]["id"], approve=approve)
-                proposal_id = service.proposal_of(action_id)
+                decision = operation(_number(action), body["user"]["id"])
                 context[REPLY_LATER] = workflow.notice(decision.message)
-                context[FOLLOW_UP] = CarryOut(proposal_id, decision)
+                context[FOLLOW_UP] = CarryOut(decision)
 
         return answer
-
-    def approve_all(
-        ack: Ack, action: dict[str, Any], body: dict[str, Any], context: BoltContext
-    ) -> None:
-        ack()
-        with replying_to_errors(keep_reply(context), workflow):
-            proposal_id = _number(action)
-            decision = service.approve_all(proposal_id, user_id=body["user"]["id"])
-            context[REPLY_LATER] = workflow.notice(decision.message)
-            context[FOLLOW_UP] = CarryOut(proposal_id, decision)
-
-    def retry(ack: Ack, action: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
-        ack()
-        with replying_to_errors(keep_reply(context), workflow):
-            action_id = _number(action)
-            if not service.retry(action_id, user_id=body["user"]["id"]):
-                raise UserError("Only a failed action can be retried.")
-            context[FOLLOW_UP] = CarryOut(service.proposal_of(action_id), _run(action_id))
-
-    def mark_done(
-        ack: Ack, action: dict[str, Any], body: dict[str, Any], context: BoltContext
-    ) -> None:
-        ack()
-        with replying_to_errors(keep_reply(context), workflow):
-            action_id = _number(action)
-            context[REPLY_LATER] = workflow.notice(
-                service.mark_done(action_id, user_id=body["user"]["id"])
-            )
-            context[FOLLOW_UP] = CarryOut(service.proposal_of(action_id), _run())
 
     def propose_from_card(
         ack: Ack, action: dict[str, Any], body: dict[str, Any], context: BoltContext
     ) -> None:
         ack()
         with replying_to_errors(keep_reply(context), workflow):
-            incident = workflow.incidents.get(_number(action))
             context[FOLLOW_UP] = PublishProposal(
-                service.propose(incident.id, actor=body["user"]["id"])
+                service.propose(_number(action), actor=body["user"]["id"])
             )
 
     guarded = [only_approvers]
-    app.action(ActionId.CONTAIN_APPROVE.value, middleware=guarded)(
-        ack=decide(approve=True), lazy=[reply_later]
-    )
-    app.action(ActionId.CONTAIN_REJECT.value, middleware=guarded)(
-        ack=decide(approve=False), lazy=[reply_later]
-    )
-    app.action(ActionId.CONTAIN_APPROVE_ALL.value, middleware=guarded)(
-        ack=approve_all, lazy=[reply_later]
-    )
-    app.action(ActionId.CONTAIN_RETRY.value, middleware=guarded)(ack=retry, lazy=[reply_later])
-    app.action(ActionId.CONTAIN_MARK_DONE.value)(ack=mark_done, lazy=[reply_later])
+    clicks: list[tuple[ActionId, Callable[[int, str], Decision], bool]] = [
+        (ActionId.CONTAIN_APPROVE, lambda n, u: service.decide(n, user_id=u, approve=True), True),
+        (ActionId.CONTAIN_REJECT, lambda n, u: service.decide(n, user_id=u, approve=False), True),
+        (ActionId.CONTAIN_APPROVE_ALL, lambda n, u: service.approve_all(n, user_id=u), True),
+        (ActionId.CONTAIN_RETRY, lambda n, u: service.retry(n, user_id=u), True),
+        (ActionId.CONTAIN_MARK_DONE, lambda n, u: service.mark_done(n, user_id=u), False),
+    ]
+    for action_id, operation, needs_approver in clicks:
+        app.action(action_id.value, middleware=guarded if needs_approver else [])(
+            ack=on_click(operation), lazy=[reply_later]
+        )
     app.action(ActionId.CARD_CONTAIN.value)(ack=propose_from_card, lazy=[reply_later])
-
-
-def _run(*action_ids: int) -> Decision:
-    """A decision that only runs the given actions (a retry, or none after a manual step)."""
-    return Decision(tuple(action_ids), "")

@@ -100,8 +100,10 @@ _SET_ASIDE = (State.REJECTED, State.EXPIRED)
 
 @dataclass(frozen=True)
 class Decision:
-    """What one click did: the action ids now due to run, and what to tell the clicker."""
+    """What one click did: its proposal, the action ids now due to run, what to tell the
+    clicker."""
 
+    proposal_id: int
     to_execute: tuple[int, ...]
     message: str
 
@@ -188,15 +190,21 @@ class ContainmentService:
             approvals_needed=2 if action.kind.value in self._config.containment.two_person else 1,
         )
 
-    def latest_proposal(self, incident_id: int) -> ContainmentProposalRecord:
+    def find_latest_proposal(self, incident_id: int) -> ContainmentProposalRecord | None:
         with self._uow(read_only=True) as uow:
-            proposal = uow.containment.latest_proposal(incident_id)
+            return uow.containment.latest_proposal(incident_id)
+
+    def record_message(self, proposal_id: int, *, channel_id: str, ts: str) -> None:
+        """Where the proposal was posted, so later changes update it in place."""
+        with self._uow() as uow:
+            uow.containment.set_message(proposal_id, channel_id=channel_id, ts=ts)
+            uow.commit()
+
+    def latest_proposal(self, incident_id: int) -> ContainmentProposalRecord:
+        proposal = self.find_latest_proposal(incident_id)
         if proposal is None:
             raise UserError("There is no containment proposal yet: run `/incident contain`.")
         return proposal
-
-    def proposal_of(self, action_id: int) -> int:
-        return self._action(action_id).proposal_id
 
     def incident_of(self, *, action_id: int | None = None, proposal_id: int | None = None) -> int:
         """The incident an action or a proposal belongs to."""
@@ -258,7 +266,7 @@ class ContainmentService:
             if not uow.containment.record_decision(
                 action_id, user_id=user_id, decision="approve" if approve else "reject", now=now
             ):
-                return Decision((), f"You already decided on {_label(action.kind)}.")
+                return Decision(proposal.id, (), f"You already decided on {_label(action.kind)}.")
             if not approve:
                 uow.containment.move(action_id, to=State.REJECTED, when=(State.PROPOSED,), now=now)
                 message = f"{_label(action.kind)} rejected."
@@ -290,7 +298,7 @@ class ContainmentService:
                 detail={"action": action.kind, "action_id": action_id, "proposal": proposal.id},
             )
             uow.commit()
-        return Decision(due, message)
+        return Decision(proposal.id, due, message)
 
     def approve_all(self, proposal_id: int, *, user_id: str) -> Decision:
         """Approve every action still open in the proposal (skips those needing a target)."""
@@ -306,7 +314,7 @@ class ContainmentService:
         message = "Approved every open action."
         if skipped:
             message += f" Needing a target first: {', '.join(skipped)}."
-        return Decision(tuple(due), message)
+        return Decision(proposal_id, tuple(due), message)
 
     def set_target(self, action_id: int, *, target: str, user_id: str) -> None:
         now = self._clock.now()
@@ -415,17 +423,19 @@ class ContainmentService:
             uow.commit()
         return True
 
-    def retry(self, action_id: int, *, user_id: str) -> bool:
+    def retry(self, action_id: int, *, user_id: str) -> Decision:
         """Put a failed action back to approved so it runs again (same idempotency key)."""
         now = self._clock.now()
         with self._uow() as uow:
-            moved = uow.containment.move(
+            if not uow.containment.move(
                 action_id, to=State.APPROVED, when=(State.FAILED,), now=now
-            )
+            ):
+                raise UserError("Only a failed action can be retried.")
             uow.commit()
-        return moved
+        action = self._action(action_id)
+        return Decision(action.proposal_id, (action_id,), f"Retrying {_label(action.kind)}.")
 
-    def mark_done(self, action_id: int, *, user_id: str) -> str:
+    def mark_done(self, action_id: int, *, user_id: str) -> Decision:
         now = self._clock.now()
         with self._uow() as uow:
             action = uow.containment.action(action_id)
@@ -443,7 +453,7 @@ class ContainmentService:
                 detail={"action": action.kind, "manual": True},
             )
             uow.commit()
-        return f"{_label(action.kind)} marked done."
+        return Decision(action.proposal_id, (), f"{_label(action.kind)} marked done.")
 
     def settle(self, proposal_id: int) -> bool:
         """Assess residual risk; move the incident to `contained` once everything approved is

@@ -49,9 +49,8 @@ class ContainmentFlow:
         """Critical incidents get their containment proposal (emergencies first) at once."""
         incident = self.incidents.get(incident_id)
         if incident.severity is Severity.CRITICAL and incident.state.is_open:
-            with self.containment._uow(read_only=True) as uow:
-                if uow.containment.latest_proposal(incident_id) is not None:
-                    return
+            if self.containment.find_latest_proposal(incident_id) is not None:
+                return
             self.propose(incident_id, actor="warroom")
 
     def publish(self, proposal_id: int) -> None:
@@ -69,15 +68,13 @@ class ContainmentFlow:
             self.slack.update(proposal.channel_id, proposal.message_ts, message)
             return
         ts = self.slack.post(incident.channel_id, message)
-        with self.containment._uow() as uow:
-            uow.containment.set_message(proposal_id, channel_id=incident.channel_id, ts=ts)
-            uow.commit()
+        self.containment.record_message(proposal_id, channel_id=incident.channel_id, ts=ts)
 
-    def carry_out(self, proposal_id: int, decision: Decision) -> None:
+    def carry_out(self, decision: Decision) -> None:
         """Run the actions a decision made due, settle the incident, refresh what people see."""
         for action_id in decision.to_execute:
             self.containment.execute(action_id)
-        self.settle(proposal_id)
+        self.settle(decision.proposal_id)
 
     def settle(self, proposal_id: int) -> None:
         if self.containment.settle(proposal_id):
@@ -88,8 +85,7 @@ class ContainmentFlow:
 
     def status_lines(self, incident_id: int) -> list[str]:
         """The latest proposal's actions and where each stands, for `/incident status`."""
-        with self.containment._uow(read_only=True) as uow:
-            proposal = uow.containment.latest_proposal(incident_id)
+        proposal = self.containment.find_latest_proposal(incident_id)
         if proposal is None:
             return []
         return [

@@ -44,7 +44,6 @@ class PublishProposal:
 
 @dataclass(frozen=True)
 class CarryOut:
-    proposal_id: int
     decision: Decision
 
 
@@ -119,8 +118,8 @@ class IncidentWorkflow:
                 self.containment.auto_propose(incident_id)
             case PublishProposal(proposal_id=proposal_id):
                 self.containment.publish(proposal_id)
-            case CarryOut(proposal_id=proposal_id, decision=decision):
-                self.containment.carry_out(proposal_id, decision)
+            case CarryOut(decision=decision):
+                self.containment.carry_out(decision)
             case RoleChange(incident=incident, role=role, user_id=user_id):
                 self.war_rooms.invite(incident, [user_id])
                 self.war_rooms.refresh_card(incident.id)
