@@ -17,6 +17,7 @@ from bot.domain.audit import AuditAction
 from bot.domain.incident import Declaration
 from bot.domain.vocabulary import IncidentSource, Severity
 from bot.errors import StorageUnavailableError
+from bot.services.history import record_change
 from bot.services.incidents import IncidentService, SeverityChange
 from bot.services.war_room import WarRoomService
 
@@ -160,25 +161,15 @@ class AlertService:
         current = uow.incidents.get(incident_id)
         assert current is not None
         uow.incidents.set_severity(incident_id, alert.severity, now=now)
-        uow.timeline.add(
+        record_change(
+            uow,
             incident_id,
-            kind="severity_changed",
-            actor_id=ALERT_ACTOR,
+            AuditAction.SEVERITY_CHANGED,
+            actor=ALERT_ACTOR,
+            now=now,
             summary=f"Severity {current.severity.value} → {alert.severity.value} "
             f"(escalated by alert: {alert.title})",
-            now=now,
             data={
-                "from": current.severity.value,
-                "to": alert.severity.value,
-                "alert": alert.fingerprint,
-            },
-        )
-        uow.audit.append(
-            incident_id,
-            actor=ALERT_ACTOR,
-            action=AuditAction.SEVERITY_CHANGED,
-            now=now,
-            detail={
                 "from": current.severity.value,
                 "to": alert.severity.value,
                 "alert": alert.fingerprint,

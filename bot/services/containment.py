@@ -24,6 +24,7 @@ from bot.domain.containment import (
 from bot.domain.incident import Incident
 from bot.domain.vocabulary import IncidentState, Role
 from bot.errors import NotFoundError, UserError
+from bot.services.history import record_change
 
 if TYPE_CHECKING:
     from bot.services.audit import EvidenceService
@@ -481,20 +482,14 @@ class ContainmentService:
                 incident.id, to=IncidentState.CONTAINED, when=IncidentState.DECLARED, now=now
             )
             if changed:
-                uow.timeline.add(
+                record_change(
+                    uow,
                     incident.id,
-                    kind="state_changed",
-                    actor_id="warroom",
+                    AuditAction.STATE_CHANGED,
+                    actor="warroom",
                     now=now,
                     summary="State declared → contained (every approved action in effect)",
                     data={"from": "declared", "to": "contained"},
-                )
-                uow.audit.append(
-                    incident.id,
-                    actor="warroom",
-                    action=AuditAction.STATE_CHANGED,
-                    now=now,
-                    detail={"from": "declared", "to": "contained"},
                 )
             uow.commit()
         return changed

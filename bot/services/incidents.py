@@ -17,6 +17,7 @@ from bot.domain.incident import Declaration, Incident, IncidentSummary
 from bot.domain.lifecycle import check_transition
 from bot.domain.vocabulary import IncidentState, Role, Severity
 from bot.errors import InvalidTransitionError, NotFoundError, NotInWarRoomError, UserError
+from bot.services.history import record_change
 
 if TYPE_CHECKING:
     from storage.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -224,21 +225,15 @@ class IncidentService:
                 raise UserError(f"<@{user_id}> is already the {role.label}.")
             now = self._clock.now()
             previous = uow.roles.assign(incident_id, role, user_id, assigned_by=actor_id, now=now)
-            uow.timeline.add(
+            record_change(
+                uow,
                 incident_id,
-                kind="role_assigned",
-                actor_id=actor_id,
+                AuditAction.ROLE_ASSIGNED,
+                actor=actor_id,
+                now=now,
                 summary=f"{role.label}: <@{user_id}>"
                 + (f" (replacing <@{previous}>)" if previous else ""),
-                now=now,
                 data={"role": role.value, "user_id": user_id, "previous_id": previous},
-            )
-            uow.audit.append(
-                incident_id,
-                actor=actor_id,
-                action=AuditAction.ROLE_ASSIGNED,
-                now=now,
-                detail={"role": role.value, "user_id": user_id, "previous_id": previous},
             )
             incident = uow.incidents.get(incident_id)
             uow.commit()
@@ -256,20 +251,14 @@ class IncidentService:
                 raise UserError(f"The severity is already {severity.value}.")
             now = self._clock.now()
             uow.incidents.set_severity(incident_id, severity, now=now)
-            uow.timeline.add(
+            record_change(
+                uow,
                 incident_id,
-                kind="severity_changed",
-                actor_id=actor_id,
-                summary=f"Severity {current.severity.value} → {severity.value}",
-                now=now,
-                data={"from": current.severity.value, "to": severity.value},
-            )
-            uow.audit.append(
-                incident_id,
+                AuditAction.SEVERITY_CHANGED,
                 actor=actor_id,
-                action=AuditAction.SEVERITY_CHANGED,
                 now=now,
-                detail={"from": current.severity.value, "to": severity.value},
+                summary=f"Severity {current.severity.value} → {severity.value}",
+                data={"from": current.severity.value, "to": severity.value},
             )
             incident = uow.incidents.get(incident_id)
             uow.commit()
@@ -291,20 +280,14 @@ class IncidentService:
                 raise InvalidTransitionError(
                     f"Incident #{current.number} changed state meanwhile; check /incident status."
                 )
-            uow.timeline.add(
+            record_change(
+                uow,
                 incident_id,
-                kind="state_changed",
-                actor_id=actor_id,
-                summary=f"State {current.state.value} → {target.value}",
-                now=now,
-                data={"from": current.state.value, "to": target.value},
-            )
-            uow.audit.append(
-                incident_id,
+                AuditAction.STATE_CHANGED,
                 actor=actor_id,
-                action=AuditAction.STATE_CHANGED,
                 now=now,
-                detail={"from": current.state.value, "to": target.value},
+                summary=f"State {current.state.value} → {target.value}",
+                data={"from": current.state.value, "to": target.value},
             )
             incident = uow.incidents.get(incident_id)
             uow.commit()
