@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from slack_bolt import Respond
+
 from bot.errors import ExternalServiceError, UsageError, UserError
 from bot.services.workflow import IncidentWorkflow
 
@@ -48,3 +50,17 @@ def replying_to_errors(reply: Reply, workflow: IncidentWorkflow) -> Iterator[Non
         log.exception("error %s", error_id)
         message = f"Something went wrong on warroom's side. Error id {error_id}."
         reply(**workflow.user_error(message))
+
+
+def reply_later(workflow: IncidentWorkflow) -> Callable[..., None]:
+    """The lazy listener for clicks: send the reply the ack function kept, then run the Slack
+    follow-up it left (both are optional)."""
+
+    def send(context: dict[str, Any], respond: Respond) -> None:
+        if REPLY_LATER in context:
+            respond(**context[REPLY_LATER], replace_original=False)
+        if FOLLOW_UP in context:
+            with replying_to_errors(respond, workflow):
+                workflow.follow_up(context[FOLLOW_UP])
+
+    return send

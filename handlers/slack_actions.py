@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import Ack, App, BoltContext, Respond
+from slack_bolt import Ack, App, BoltContext
 
 from bot.domain.vocabulary import parse_severity
 from bot.errors import UserError
 from bot.ids import ActionId
 from bot.services.workflow import IncidentWorkflow
-from handlers.replies import FOLLOW_UP, REPLY_LATER, keep_reply, replying_to_errors
+from handlers.replies import FOLLOW_UP, REPLY_LATER, keep_reply, reply_later, replying_to_errors
 
 
 def _incident_id(raw: str) -> int:
@@ -21,13 +21,7 @@ def _incident_id(raw: str) -> int:
 
 
 def register(app: App, workflow: IncidentWorkflow) -> None:
-    def reply_later(context: BoltContext, respond: Respond) -> None:
-        """Send what the ack function decided: an error, a status, or the Slack follow-up."""
-        if REPLY_LATER in context:
-            respond(**context[REPLY_LATER], replace_original=False)
-        elif FOLLOW_UP in context:
-            with replying_to_errors(respond, workflow):
-                workflow.follow_up(context[FOLLOW_UP])
+    send_later = reply_later(workflow)
 
     def show_status(ack: Ack, action: dict[str, Any], context: BoltContext) -> None:
         ack()
@@ -57,6 +51,6 @@ def register(app: App, workflow: IncidentWorkflow) -> None:
                 incident_id=_incident_id(action.get("value", "")), actor_id=body["user"]["id"]
             )
 
-    app.action(ActionId.CARD_STATUS.value)(ack=show_status, lazy=[reply_later])
-    app.action(ActionId.CARD_SEVERITY.value)(ack=change_severity, lazy=[reply_later])
-    app.action(ActionId.CARD_RESOLVE.value)(ack=resolve, lazy=[reply_later])
+    app.action(ActionId.CARD_STATUS.value)(ack=show_status, lazy=[send_later])
+    app.action(ActionId.CARD_SEVERITY.value)(ack=change_severity, lazy=[send_later])
+    app.action(ActionId.CARD_RESOLVE.value)(ack=resolve, lazy=[send_later])

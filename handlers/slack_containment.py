@@ -12,7 +12,7 @@ from bot.errors import UserError
 from bot.ids import ActionId
 from bot.services.containment import Decision
 from bot.services.workflow import CarryOut, IncidentWorkflow, PublishProposal
-from handlers.replies import FOLLOW_UP, REPLY_LATER, keep_reply, replying_to_errors
+from handlers.replies import FOLLOW_UP, REPLY_LATER, keep_reply, reply_later, replying_to_errors
 
 
 def _number(action: dict[str, Any]) -> int:
@@ -47,12 +47,7 @@ def register(app: App, workflow: IncidentWorkflow) -> None:
         next_()
         return None
 
-    def reply_later(context: BoltContext, respond: Respond) -> None:
-        if REPLY_LATER in context:
-            respond(**context[REPLY_LATER], replace_original=False)
-        if FOLLOW_UP in context:
-            with replying_to_errors(respond, workflow):
-                workflow.follow_up(context[FOLLOW_UP])
+    send_later = reply_later(workflow)
 
     def on_click(operation: Callable[[int, str], Decision]) -> Callable[..., None]:
         """An ack function: one service call on the clicked id; Slack work after the ack."""
@@ -87,6 +82,6 @@ def register(app: App, workflow: IncidentWorkflow) -> None:
     ]
     for action_id, operation, needs_approver in clicks:
         app.action(action_id.value, middleware=guarded if needs_approver else [])(
-            ack=on_click(operation), lazy=[reply_later]
+            ack=on_click(operation), lazy=[send_later]
         )
-    app.action(ActionId.CARD_CONTAIN.value)(ack=propose_from_card, lazy=[reply_later])
+    app.action(ActionId.CARD_CONTAIN.value)(ack=propose_from_card, lazy=[send_later])
