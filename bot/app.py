@@ -62,24 +62,21 @@ class Warroom:
 
     def __post_init__(self) -> None:
         self.scheduler = BackgroundScheduler(timezone="UTC")
-        self.scheduler.add_job(
-            self.workflow.war_rooms.open_pending_war_rooms,
-            "interval",
-            id=SWEEP_JOB_ID,
-            seconds=SWEEP_INTERVAL.total_seconds(),
-            replace_existing=True,
-            max_instances=1,
-            coalesce=True,
+        # Fixed job ids: a restart replaces the jobs rather than adding copies.
+        jobs = (
+            (SWEEP_JOB_ID, self.workflow.war_rooms.open_pending_war_rooms, SWEEP_INTERVAL),
+            (SUMMARY_JOB_ID, self.alerts.post_summaries, SUMMARY_INTERVAL),
         )
-        self.scheduler.add_job(
-            self.alerts.post_summaries,
-            "interval",
-            id=SUMMARY_JOB_ID,
-            seconds=SUMMARY_INTERVAL.total_seconds(),
-            replace_existing=True,
-            max_instances=1,
-            coalesce=True,
-        )
+        for job_id, work, interval in jobs:
+            self.scheduler.add_job(
+                work,
+                "interval",
+                id=job_id,
+                seconds=interval.total_seconds(),
+                replace_existing=True,
+                max_instances=1,
+                coalesce=True,
+            )
 
     def start_background_work(self) -> None:
         """Train the text classifier, then resume half-opened war rooms now and every 30 s
