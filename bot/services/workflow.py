@@ -13,7 +13,7 @@ from bot.errors import UserError
 from bot.ids import FLAG_PERSONAL_DATA, FLAG_PUBLIC_FACING, LET_WARROOM_DECIDE
 from bot.presenters import incident_context, summary_context, vocabulary_context
 from bot.rendering import Renderer
-from bot.services.containment import Decision
+from bot.services.containment import Decision, State
 from bot.services.containment_flow import ContainmentFlow
 from bot.services.incidents import (
     DeclarationResult,
@@ -99,7 +99,9 @@ class IncidentWorkflow:
         incident = self.incidents.get_in_war_room_or_raise(channel_id)
         service = self.containment.containment
         proposal = service.latest_proposal(incident.id)
-        match = [a for a in proposal.actions if a.kind == action.value and a.state == "proposed"]
+        match = [
+            a for a in proposal.actions if a.kind == action.value and a.state == State.PROPOSED
+        ]
         if not match:
             raise UserError(f"The open proposal has no pending {action.label} to aim.")
         service.set_target(match[0].id, target=target, user_id=actor_id)
