@@ -13,7 +13,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from bot.classification_settings import ClassificationSettings
 from bot.detection_settings import DetectionSettings
 from bot.domain.channel_names import is_valid_prefix
-from bot.domain.vocabulary import Audience, NotificationTier, Role
+from bot.domain.vocabulary import AiActCase, Audience, NotificationTier, Role, Severity
 from bot.errors import ConfigurationError
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
@@ -222,6 +222,72 @@ class Containment(_Strict):
                 )
 
 
+class Notifications(_Strict):
+    """How planned audience messages are delivered.
+
+    `auto_send`: at the deadline an unsent message is sent from its template (true) or handed
+    to the incident commander to decide (false). `reminder_at`: the fraction of a tier's time
+    at which the communications lead is reminded of a pending message (0.5: 7.5 minutes into
+    the 15-minute tier). `channel_pace`: the least time between two warroom messages to one
+    audience channel, to stay inside Slack's one message per second per channel.
+    """
+
+    auto_send: bool = True
+    reminder_at: float = Field(default=0.5, gt=0, lt=1)
+    channel_pace: Duration = timedelta(seconds=1)
+
+
+class Cadence(_Strict):
+    """How often the communications lead is reminded to post a status update, by severity."""
+
+    critical: Duration = timedelta(minutes=30)
+    high: Duration = timedelta(hours=1)
+    medium: Duration = timedelta(hours=4)
+    low: Duration = timedelta(hours=24)
+
+    def for_severity(self, severity: Severity) -> timedelta:
+        """The update interval for an incident of this severity."""
+        interval: timedelta = getattr(self, severity.value)
+        return interval
+
+
+class AiActDeadlines(_Strict):
+    """EU AI Act Art. 73 reporting windows, counted from awareness."""
+
+    serious: Duration = timedelta(days=15)
+    death: Duration = timedelta(days=10)
+    widespread: Duration = timedelta(days=2)
+
+    def for_case(self, case: AiActCase) -> timedelta:
+        window: timedelta = getattr(self, case.value)
+        return window
+
+
+class Regulatory(_Strict):
+    """The legal clocks: their windows and when the legal advisor is reminded.
+
+    `reminders` are fractions of the window (0.5 is half-way); `final_reminder` is a time
+    before the deadline. A clock can be switched off where it does not apply (for example the
+    EU AI Act for a system that is not high-risk).
+    """
+
+    gdpr_enabled: bool = True
+    gdpr_window: Duration = timedelta(hours=72)
+    ai_act_enabled: bool = True
+    ai_act: AiActDeadlines = Field(default_factory=AiActDeadlines)
+    reminders: list[float] = [0.5, 0.75, 0.9]
+    final_reminder: Duration = timedelta(hours=24)
+    contact: str = ""
+
+    @field_validator("reminders")
+    @classmethod
+    def _fractions(cls, value: list[float]) -> list[float]:
+        for fraction in value:
+            if not 0 < fraction < 1:
+                raise ValueError(f"{fraction} is not a fraction between 0 and 1")
+        return sorted(set(value))
+
+
 class WarroomConfig(_Strict):
     """The whole configuration file; every key is optional."""
 
@@ -234,12 +300,23 @@ class WarroomConfig(_Strict):
     containment: Containment = Field(default_factory=Containment)
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
     classification: ClassificationSettings = Field(default_factory=ClassificationSettings)
+    notifications: Notifications = Field(default_factory=Notifications)
+    cadence: Cadence = Field(default_factory=Cadence)
+    regulatory: Regulatory = Field(default_factory=Regulatory)
+    templates_dir: Path | None = None
 
     @field_validator("channel_prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
         if not is_valid_prefix(value):
             raise ValueError("must be 1-20 characters of a-z, 0-9, - and _")
+        return value
+
+    @field_validator("templates_dir")
+    @classmethod
+    def _templates_dir(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"'{value}' is not a directory")
         return value
 
     @field_validator("announce_channel")

@@ -23,6 +23,15 @@ class ActionId(StrEnum):
     DECLARE_TYPE = "declare_type_select"
     DECLARE_AFFECTED = "declare_affected_input"
     DECLARE_FLAGS = "declare_flags_checkboxes"
+    DECLARE_AI_ACT = "declare_ai_act_select"
+    NOTIFY_SEND_NOW = "notification_send_now"
+    NOTIFY_EDIT = "notification_edit"
+    NOTIFY_SKIP = "notification_skip"
+    NOTIFY_EDIT_TEXT = "notification_edit_text"
+    NOTIFY_SKIP_REASON = "notification_skip_reason"
+    CADENCE_SNOOZE = "cadence_snooze"
+    CADENCE_DISMISS = "cadence_dismiss"
+    REGULATORY_MARK_SUBMITTED = "regulatory_mark_submitted"
 
 
 class BlockId(StrEnum):
@@ -33,10 +42,18 @@ class BlockId(StrEnum):
     DECLARE_TYPE = "declare_type"
     DECLARE_AFFECTED = "declare_affected"
     DECLARE_FLAGS = "declare_flags"
+    DECLARE_AI_ACT = "declare_ai_act"
+    NOTIFY_DRAFT_ACTIONS = "notification_draft_actions"
+    NOTIFY_EDIT_TEXT = "notification_edit_text"
+    NOTIFY_SKIP_REASON = "notification_skip_reason"
+    CADENCE_ACTIONS = "cadence_actions"
+    REGULATORY_ACTIONS = "regulatory_actions"
 
 
 class CallbackId(StrEnum):
     DECLARE_MODAL = "declare_incident_modal"
+    NOTIFY_EDIT_MODAL = "notification_edit_modal"
+    NOTIFY_SKIP_MODAL = "notification_skip_modal"
 
 
 LET_WARROOM_DECIDE = "let_warroom_decide"

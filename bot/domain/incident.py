@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.domain.vocabulary import IncidentSource, IncidentState, IncidentType, Role, Severity
+from bot.domain.vocabulary import (
+    AiActCase,
+    IncidentSource,
+    IncidentState,
+    IncidentType,
+    Role,
+    Severity,
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,7 @@ class Incident:
     affected_systems: tuple[str, ...] = ()
     personal_data: bool = False
     public_facing: bool = False
+    ai_act_case: AiActCase | None = None
     indicators: tuple[str, ...] = ()
     atlas: tuple[str, ...] = ()
     owasp: tuple[str, ...] = ()
@@ -65,6 +73,7 @@ class Declaration:
     affected_systems: tuple[str, ...] = ()
     personal_data: bool = False
     public_facing: bool = False
+    ai_act_case: AiActCase | None = None
     indicators: tuple[str, ...] = ()
 
 

@@ -117,6 +117,34 @@ class Audience(StrEnum):
     REGULATORY_BODY = "regulatory_body"
 
 
+class AiActCase(StrEnum):
+    """Which EU AI Act Art. 73 clock a serious incident runs on (the deadlines are config)."""
+
+    SERIOUS = "serious"  # Art. 73(2): any serious incident under Art. 3(49)
+    DEATH = "death"  # Art. 73(4): the death of a person
+    # Art. 73(3): a widespread infringement, or a serious and irreversible disruption of
+    # critical infrastructure
+    WIDESPREAD = "widespread"
+
+    @property
+    def label(self) -> str:
+        return _AI_ACT_LABELS[self]
+
+
+_AI_ACT_LABELS = {
+    AiActCase.SERIOUS: "Serious incident (EU AI Act Art. 73(2))",
+    AiActCase.DEATH: "Serious incident involving a death (EU AI Act Art. 73(4))",
+    AiActCase.WIDESPREAD: (
+        "Widespread infringement or critical-infrastructure disruption (EU AI Act Art. 73(3))"
+    ),
+}
+
+
+class RegulatoryRegime(StrEnum):
+    GDPR_ART33 = "gdpr_art33"
+    EU_AI_ACT_ART73 = "eu_ai_act_art73"
+
+
 class IncidentSource(StrEnum):
     SLASH_COMMAND = "slash_command"
     MODAL = "modal"

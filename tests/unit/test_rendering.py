@@ -192,9 +192,11 @@ def test_every_view_passes_block_kit_validation(renderer: Renderer, incident: In
 
 
 def test_every_template_is_covered_by_these_tests(renderer: Renderer) -> None:
+    """Top-level templates are covered here; each sub-folder (audiences/, notifications/,
+    regulatory/) has its own test module with the same check."""
     covered = {name.split(":")[0] for name in all_renderings(renderer, make_incident())}
     covered |= set(all_views(renderer, make_incident())) | {"channel_texts"}
-    assert set(renderer.template_names()) == covered
+    assert {name for name in renderer.template_names() if "/" not in name} == covered
 
 
 def test_card_shows_title_type_severity_state_roles_and_declaration(renderer: Renderer) -> None:
