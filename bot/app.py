@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
+from apscheduler.executors.pool import ThreadPoolExecutor as APSThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry
 from slack_bolt import App
@@ -18,14 +20,22 @@ from bot.classifier import build_classifier
 from bot.clock import Clock, SystemClock
 from bot.config import WarroomConfig
 from bot.containment_executor import ActionExecutor
+from bot.deadline_timers import DeadlineTimers
 from bot.domain.classification import Classifier
+from bot.pacing import ChannelPacer
 from bot.rendering import Renderer
 from bot.services.alerts import SUMMARY_INTERVAL, AlertService
 from bot.services.anomalies import AnomalyService
 from bot.services.audit import AuditService, EvidenceService
+from bot.services.communications import Communications
 from bot.services.containment import ContainmentService
 from bot.services.containment_flow import ContainmentFlow
+from bot.services.deadline_planner import DeadlinePlanner
 from bot.services.incidents import IncidentService
+from bot.services.notifications import NotificationService
+from bot.services.regulatory import RegulatoryService
+from bot.services.reminders import ReminderService
+from bot.services.status_updates import StatusUpdateService
 from bot.services.war_room import WarRoomService
 from bot.services.workflow import IncidentWorkflow
 from bot.settings import Settings
@@ -41,6 +51,10 @@ log = logging.getLogger(__name__)
 SWEEP_JOB_ID = "warroom:open-pending-war-rooms"
 SWEEP_INTERVAL = timedelta(seconds=30)
 SUMMARY_JOB_ID = "warroom:post-alert-summaries"
+DEADLINE_SWEEP_JOB_ID = "warroom:deadline-sweep"
+# Timers fire rows on time; this sweep catches rows another replica planned, or whose timer
+# fired while Slack was down.
+DEADLINE_SWEEP_INTERVAL = timedelta(seconds=15)
 
 
 @dataclass
@@ -58,14 +72,14 @@ class Warroom:
     alerts: AlertService
     classifier: Classifier
     action_runner: ActionExecutor
-    scheduler: BackgroundScheduler = field(init=False)
+    scheduler: BackgroundScheduler
 
     def __post_init__(self) -> None:
-        self.scheduler = BackgroundScheduler(timezone="UTC")
         # Fixed job ids: a restart replaces the jobs rather than adding copies.
         jobs = (
             (SWEEP_JOB_ID, self.workflow.war_rooms.open_pending_war_rooms, SWEEP_INTERVAL),
             (SUMMARY_JOB_ID, self.alerts.post_summaries, SUMMARY_INTERVAL),
+            (DEADLINE_SWEEP_JOB_ID, self.communications.sweep, DEADLINE_SWEEP_INTERVAL),
         )
         for job_id, work, interval in jobs:
             self.scheduler.add_job(
@@ -78,10 +92,17 @@ class Warroom:
                 coalesce=True,
             )
 
+    @property
+    def communications(self) -> Communications:
+        return self.workflow.communications
+
     def start_background_work(self) -> None:
-        """Train the text classifier, then resume half-opened war rooms now and every 30 s
-        (after a crash or a Slack outage) and send due alert summaries every minute."""
+        """Train the text classifier; give every pending deadline row its timer back (what
+        came due while warroom was down fires at once, recorded late); resume half-opened
+        war rooms now and every 30 s, send due alert summaries every minute, and sweep for
+        due deadlines every 15 s."""
         self.classifier.warm_up()
+        self.communications.timers.rebuild()
         self.scheduler.start()
         self.scheduler.modify_job(SWEEP_JOB_ID, next_run_time=self.clock.now())
 
@@ -120,7 +141,7 @@ def create_app(
             raise ValueError("a bot token or a WebClient is needed")
         web_client = build_web_client(token=token, base_url=settings.slack_api_url)
     uow = UnitOfWorkFactory(engine)
-    renderer = Renderer()
+    renderer = Renderer(extra_dir=config.templates_dir)
     slack = SlackGateway(web_client)
     classifier = build_classifier(config.classification)
     incidents = IncidentService(uow=uow, clock=clock, config=config, classifier=classifier)
@@ -144,12 +165,26 @@ def create_app(
         renderer=renderer,
         slack=slack,
     )
+    scheduler = BackgroundScheduler(
+        timezone="UTC", executors={"default": APSThreadPoolExecutor(max_workers=16)}
+    )
+    communications = build_communications(
+        uow=uow,
+        slack=slack,
+        renderer=renderer,
+        config=config,
+        clock=clock,
+        war_rooms=war_rooms,
+        containment_lines=containment.status_lines,
+        scheduler=scheduler,
+    )
     workflow = IncidentWorkflow(
         incidents=incidents,
         war_rooms=war_rooms,
         renderer=renderer,
         slack=slack,
         containment=containment,
+        communications=communications,
     )
     executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="warroom-slack")
     signing_secret = (
@@ -171,7 +206,7 @@ def create_app(
         clock=clock,
         incidents=incidents,
         war_rooms=war_rooms,
-        after_opening=containment.auto_propose,
+        after_opening=workflow.after_opening,
     )
     webhook_token = (
         settings.warroom_webhook_token.get_secret_value()
@@ -202,4 +237,65 @@ def create_app(
         alerts=alerts,
         classifier=classifier,
         action_runner=action_runner,
+        scheduler=scheduler,
+    )
+
+
+def build_communications(
+    *,
+    uow: UnitOfWorkFactory,
+    slack: SlackGateway,
+    renderer: Renderer,
+    config: WarroomConfig,
+    clock: Clock,
+    war_rooms: WarRoomService,
+    containment_lines: Callable[[int], list[str]],
+    scheduler: BackgroundScheduler,
+) -> Communications:
+    """Stakeholder messages, reminders, legal clocks, status updates and their timers."""
+    pacer = ChannelPacer(config.notifications.channel_pace)
+    notifications = NotificationService(
+        uow=uow,
+        slack=slack,
+        renderer=renderer,
+        config=config,
+        clock=clock,
+        pacer=pacer,
+        containment_lines=containment_lines,
+        on_change=war_rooms.refresh_card,
+    )
+    reminders = ReminderService(
+        uow=uow, slack=slack, renderer=renderer, config=config, clock=clock, war_rooms=war_rooms
+    )
+    return Communications(
+        notifications=notifications,
+        reminders=reminders,
+        regulatory=RegulatoryService(
+            uow=uow,
+            slack=slack,
+            renderer=renderer,
+            config=config,
+            clock=clock,
+            war_rooms=war_rooms,
+            containment_lines=containment_lines,
+        ),
+        updates=StatusUpdateService(
+            uow=uow,
+            renderer=renderer,
+            config=config,
+            clock=clock,
+            planner=DeadlinePlanner(config),
+            notifications=notifications,
+            war_rooms=war_rooms,
+            pacer=pacer,
+        ),
+        timers=DeadlineTimers(
+            scheduler,
+            uow=uow,
+            fire_notification=notifications.fire,
+            fire_reminder=reminders.fire,
+        ),
+        uow=uow,
+        config=config,
+        clock=clock,
     )

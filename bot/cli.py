@@ -183,6 +183,13 @@ def _check_config(file: Path | None) -> int:
     config = load_config(file or settings.warroom_config)
     rota = sum(1 for people in config.roles.model_dump().values() if people)
     audiences = sum(1 for channels in config.audiences.model_dump().values() if channels)
+    if config.templates_dir is not None:
+        from bot.audience_messages import render_override_problems
+        from bot.rendering import Renderer
+
+        problems = render_override_problems(Renderer(extra_dir=config.templates_dir))
+        if problems:
+            raise ConfigurationError(f"templates_dir: {problems[0]}")
     print(f"configuration is valid: {rota} roles on call, {audiences} audiences with channels")
     return 0
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from bot.classification_settings import ClassificationSettings
 from bot.detection_settings import DetectionSettings
 from bot.domain.channel_names import is_valid_prefix
+from bot.domain.regulatory import RegulatoryRules
 from bot.domain.vocabulary import AiActCase, Audience, NotificationTier, Role, Severity
 from bot.errors import ConfigurationError
 
@@ -228,13 +229,16 @@ class Notifications(_Strict):
     `auto_send`: at the deadline an unsent message is sent from its template (true) or handed
     to the incident commander to decide (false). `reminder_at`: the fraction of a tier's time
     at which the communications lead is reminded of a pending message (0.5: 7.5 minutes into
-    the 15-minute tier). `channel_pace`: the least time between two warroom messages to one
-    audience channel, to stay inside Slack's one message per second per channel.
+    the 15-minute tier). `channel_pace`: the least seconds between two warroom messages to one
+    audience channel, to stay inside Slack's one message per second per channel (0 turns
+    pacing off). `on_time_grace`: a message sent this long after its deadline still counts as
+    met (the timer that sends it at the deadline needs a moment).
     """
 
     auto_send: bool = True
     reminder_at: float = Field(default=0.5, gt=0, lt=1)
-    channel_pace: Duration = timedelta(seconds=1)
+    channel_pace: float = Field(default=1.0, ge=0, le=60)
+    on_time_grace: Duration = timedelta(minutes=1)
 
 
 class Cadence(_Strict):
@@ -286,6 +290,17 @@ class Regulatory(_Strict):
             if not 0 < fraction < 1:
                 raise ValueError(f"{fraction} is not a fraction between 0 and 1")
         return sorted(set(value))
+
+    def to_rules(self) -> RegulatoryRules:
+        """The clocks' rules as the domain takes them (the contact goes to the report)."""
+        return RegulatoryRules(
+            gdpr_enabled=self.gdpr_enabled,
+            gdpr_window=self.gdpr_window,
+            ai_act_enabled=self.ai_act_enabled,
+            ai_act_windows={case: self.ai_act.for_case(case) for case in AiActCase},
+            reminders=tuple(self.reminders),
+            final_reminder=self.final_reminder,
+        )
 
 
 class WarroomConfig(_Strict):

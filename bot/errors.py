@@ -31,6 +31,10 @@ class NotInWarRoomError(UserError):
     """A command that needs a war room was used elsewhere."""
 
 
+class PermissionDeniedError(UserError):
+    """The person may not do this; the message says who may."""
+
+
 class InvalidTransitionError(UserError):
     """The incident cannot move to the asked-for state from where it is."""
 

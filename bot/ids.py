@@ -30,6 +30,7 @@ class ActionId(StrEnum):
     NOTIFY_EDIT_TEXT = "notification_edit_text"
     NOTIFY_SKIP_REASON = "notification_skip_reason"
     CADENCE_SNOOZE = "cadence_snooze"
+    CADENCE_SNOOZE_LONG = "cadence_snooze_long"
     CADENCE_DISMISS = "cadence_dismiss"
     REGULATORY_MARK_SUBMITTED = "regulatory_mark_submitted"
 

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from bot.domain.incident import Incident, IncidentSummary
+from bot.domain.notifications import NotificationRecord, NotificationState
+from bot.domain.redaction import is_external
 from bot.domain.roles import RESPONSIBILITIES
-from bot.domain.vocabulary import IncidentType, Role, Severity
+from bot.domain.vocabulary import AiActCase, Audience, IncidentType, Role, Severity
+
+_AI_ACT_CHOICES = {
+    AiActCase.SERIOUS: "Serious incident: report within 15 days",
+    AiActCase.DEATH: "A death: report within 10 days",
+    AiActCase.WIDESPREAD: "Widespread or critical infrastructure: 2 days",
+}
 
 
 def incident_context(incident: Incident) -> dict[str, Any]:
@@ -31,6 +40,8 @@ def incident_context(incident: Incident) -> dict[str, Any]:
         "affected_systems": list(incident.affected_systems),
         "personal_data": incident.personal_data,
         "public_facing": incident.public_facing,
+        "ai_act_case": incident.ai_act_case.value if incident.ai_act_case else None,
+        "ai_act_label": incident.ai_act_case.label if incident.ai_act_case else None,
         "channel_id": incident.channel_id,
         "channel_name": incident.channel_name,
         "indicators": list(incident.indicators),
@@ -44,6 +55,57 @@ def incident_context(incident: Incident) -> dict[str, Any]:
             for role in Role
         ],
     }
+
+
+def notification_context(record: NotificationRecord) -> dict[str, Any]:
+    """A planned message as templates show it: who, which tier, when due, where it stands."""
+    return {
+        "id": record.id,
+        "button_value": str(record.id),
+        "audience": record.audience.value,
+        "audience_label": record.audience.label,
+        "external": is_external(record.audience.value),
+        "tier": record.tier.value,
+        "tier_label": record.tier.label,
+        "due_at": record.due_at,
+        "state": record.state.value,
+        "is_open": record.state.is_open,
+        "sent_at": record.sent_at,
+        "outcome": record.outcome.value if record.outcome else None,
+        "reason": record.reason,
+        "decided_by": record.decided_by,
+        "decided_by_user": bool(record.decided_by and record.decided_by.startswith(("U", "W"))),
+        "skip_reason": record.skip_reason,
+        "edited": record.edited_text is not None,
+    }
+
+
+def deadline_lines(
+    notifications: list[NotificationRecord], *, channels: Mapping[Audience, list[str]]
+) -> list[dict[str, Any]]:
+    """Every message deadline, soonest first, with a word for where it stands."""
+    lines = []
+    for record in notifications:
+        context = notification_context(record)
+        context["unconfigured"] = not channels.get(record.audience)
+        context["status"] = _deadline_status(record, unconfigured=context["unconfigured"])
+        lines.append(context)
+    return lines
+
+
+def _deadline_status(record: NotificationRecord, *, unconfigured: bool) -> str:
+    state = record.state
+    if state is NotificationState.SENT:
+        return f"sent, {record.outcome.value if record.outcome else 'met'}"
+    if state is NotificationState.SKIPPED:
+        return "skipped"
+    if state is NotificationState.ESCALATED:
+        return "late, with the commander"
+    if state is NotificationState.FAILED:
+        return "not sent: no channel configured" if unconfigured else "not sent: Slack refused"
+    if unconfigured:
+        return "pending, but no channel is configured"
+    return "sending" if state is NotificationState.SENDING else "pending"
 
 
 def summary_context(summary: IncidentSummary) -> dict[str, Any]:
@@ -72,4 +134,7 @@ def vocabulary_context() -> dict[str, Any]:
     return {
         "severities": [{"value": s.value, "label": s.value.capitalize()} for s in Severity],
         "types": [{"value": t.value, "label": t.label} for t in IncidentType],
+        "ai_act_cases": [
+            {"value": case.value, "label": _AI_ACT_CHOICES[case]} for case in AiActCase
+        ],
     }

@@ -36,6 +36,21 @@ def slack_date(moment: datetime, style: str = "{date_short_pretty} at {time}") -
     return f"<!date^{int(moment.timestamp())}^{style}|{fallback}>"
 
 
+def chunks(text: Any, size: int) -> list[str]:
+    """Text cut into pieces of at most `size` characters, at line ends where possible, for
+    messages longer than one section may hold."""
+    remaining = str(text)
+    pieces: list[str] = []
+    while len(remaining) > size:
+        cut = remaining.rfind("\n", 0, size)
+        cut = cut if cut > size // 2 else size
+        pieces.append(remaining[:cut])
+        remaining = remaining[cut:].lstrip("\n")
+    if remaining or not pieces:
+        pieces.append(remaining)
+    return pieces
+
+
 class Renderer:
     """Renders a named template with plain data into a dict of Block Kit JSON."""
 
@@ -56,6 +71,7 @@ class Renderer:
         self._env.filters["mrkdwn_mentions"] = escape_mrkdwn_keep_mentions
         self._env.filters["clip"] = clip
         self._env.filters["slack_date"] = slack_date
+        self._env.filters["chunks"] = chunks
         self._env.globals["action"] = {member.name: member.value for member in ActionId}
         self._env.globals["action_ids"] = self._env.globals["action"]
         self._env.filters["format_mention"] = lambda user_id: f"<@{user_id}>"

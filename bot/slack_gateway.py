@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from slack_sdk import WebClient
@@ -22,6 +23,10 @@ log = logging.getLogger(__name__)
 
 class ChannelNameTakenError(Exception):
     """conversations.create said `name_taken`."""
+
+
+# The metadata event type of warroom's own messages that carry a delivery marker.
+MARKER_EVENT = "warroom_delivery"
 
 
 def build_web_client(*, token: str, base_url: str) -> WebClient:
@@ -89,12 +94,33 @@ class SlackGateway:
                 users=user_ids,
             )
 
-    def post(self, channel_id: str, message: dict[str, Any]) -> str:
-        """Post a rendered message; returns its ts."""
+    def post(self, channel_id: str, message: dict[str, Any], *, marker: str | None = None) -> str:
+        """Post a rendered message; returns its ts. A `marker` travels as message metadata,
+        so a worker that lost track of whether it posted can look for it (`find_marked`)."""
+        extra: dict[str, Any] = {}
+        if marker is not None:
+            extra["metadata"] = {"event_type": MARKER_EVENT, "event_payload": {"key": marker}}
         result = self._call(
-            self.client.chat_postMessage, channel=channel_id, **_message_fields(message)
+            self.client.chat_postMessage, channel=channel_id, **_message_fields(message), **extra
         )
         return str(result["ts"])
+
+    def find_marked(self, channel_id: str, marker: str, *, since: datetime) -> str | None:
+        """The ts of a message warroom posted with this marker since then, if it can tell."""
+        result = self._call(
+            self.client.conversations_history,
+            tolerate=("not_in_channel", "channel_not_found"),
+            channel=channel_id,
+            oldest=f"{since.timestamp():.6f}",
+            include_all_metadata=True,
+            limit=200,
+        )
+        for message in result.get("messages", []) if result.get("ok", True) else []:
+            metadata = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if metadata.get("event_type") == MARKER_EVENT and payload.get("key") == marker:
+                return str(message["ts"])
+        return None
 
     def update(self, channel_id: str, ts: str, message: dict[str, Any]) -> None:
         self._call(self.client.chat_update, channel=channel_id, ts=ts, **_message_fields(message))

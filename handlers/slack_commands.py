@@ -14,9 +14,11 @@ from bot.domain.commands import (
     IncidentCommand,
     ListIncidents,
     OpenDeclareModal,
+    PostUpdate,
     ProposeContainment,
     ResolveIncident,
     SetContainmentTarget,
+    SetFlag,
     ShowHelp,
     ShowStatus,
     parse_command,
@@ -40,6 +42,11 @@ HELP = [
     (USAGE["severity"], "in a war room: change the severity"),
     (USAGE["resolve"], "in a war room: mark the incident resolved"),
     (USAGE["contain"], "in a war room: propose containment, or aim an action at a target"),
+    (USAGE["update"], "in a war room: a status update for every audience told so far"),
+    (
+        USAGE["flag"],
+        "in a war room: personal data, public-facing, or an EU AI Act serious incident",
+    ),
     (USAGE["help"], "this list"),
 ]
 
@@ -52,6 +59,8 @@ _WITH_FOLLOW_UP = (
     ResolveIncident,
     ProposeContainment,
     SetContainmentTarget,
+    PostUpdate,
+    SetFlag,
 )
 
 
@@ -130,4 +139,14 @@ def _answer(
         case SetContainmentTarget(action=action, target=target):
             return {}, workflow.set_containment_target(
                 channel_id=channel_id, action=action, target=target, actor_id=user_id
+            )
+        case PostUpdate(text=text):
+            return {}, workflow.post_update(channel_id=channel_id, text=text, actor_id=user_id)
+        case SetFlag(personal_data=personal, public_facing=public, ai_act_case=case):
+            return {}, workflow.set_flags(
+                channel_id=channel_id,
+                personal_data=personal,
+                public_facing=public,
+                ai_act_case=case,
+                actor_id=user_id,
             )

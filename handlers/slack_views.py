@@ -8,7 +8,12 @@ from typing import Any
 from slack_bolt import Ack, App, BoltContext
 
 from bot.domain.incident import Declaration
-from bot.domain.vocabulary import IncidentSource, parse_incident_type, parse_severity
+from bot.domain.vocabulary import (
+    IncidentSource,
+    parse_ai_act_case,
+    parse_incident_type,
+    parse_severity,
+)
 from bot.errors import ExternalServiceError, UserError
 from bot.ids import FLAG_PERSONAL_DATA, FLAG_PUBLIC_FACING, ActionId, BlockId, CallbackId
 from bot.services.workflow import IncidentWorkflow, OpenWarRoom
@@ -54,6 +59,10 @@ def declaration_from_view(view: dict[str, Any], user_id: str) -> Declaration:
         )
         or []
     }
+    ai_act_option = (
+        _value(values, BlockId.DECLARE_AI_ACT, ActionId.DECLARE_AI_ACT).get("selected_option") or {}
+    )
+    ai_act_case = parse_ai_act_case(ai_act_option.get("value", ""))
     description = _value(values, BlockId.DECLARE_DESCRIPTION, ActionId.DECLARE_DESCRIPTION)
     return Declaration(
         title=" ".join(title.split()),
@@ -69,6 +78,7 @@ def declaration_from_view(view: dict[str, Any], user_id: str) -> Declaration:
         ),
         personal_data=FLAG_PERSONAL_DATA in flags,
         public_facing=FLAG_PUBLIC_FACING in flags,
+        ai_act_case=ai_act_case,
     )
 
 

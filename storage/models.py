@@ -79,6 +79,8 @@ class IncidentRow(Base):
     affected_systems: Mapped[list[str]] = mapped_column(default=list)
     personal_data: Mapped[bool] = mapped_column(Boolean, default=False)
     public_facing: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The EU AI Act Art. 73 case when flagged as a serious incident.
+    ai_act_case: Mapped[str | None] = mapped_column(String(16))
     # How warroom classified it: matched indicators, taxonomy ids, confidence, explanation.
     indicators: Mapped[list[str]] = mapped_column(default=list)
     atlas: Mapped[list[str]] = mapped_column(default=list)
@@ -150,7 +152,11 @@ class OutboundMessageRow(Base):
 
 
 class NotificationRow(Base):
-    """One audience's message of one tier for an incident: due, then sent."""
+    """One audience's message of one tier for an incident: planned, then sent (or skipped).
+
+    The row exists before anything is sent; the conditional update of `state` from pending
+    to sending is the claim that lets exactly one worker send it.
+    """
 
     __tablename__ = "notifications"
     __table_args__ = (UniqueConstraint("incident_id", "audience", "tier"),)
@@ -159,10 +165,57 @@ class NotificationRow(Base):
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
     audience: Mapped[str] = mapped_column(String(40))
     tier: Mapped[str] = mapped_column(String(16))
-    state: Mapped[str] = mapped_column(String(16))
-    due_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    due_at: Mapped[datetime] = mapped_column(index=True)
     sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(Text, default="")
+    # met or late, against due_at; set when sent, or when escalated unsent at the deadline.
+    outcome: Mapped[str | None] = mapped_column(String(8))
+    claimed_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    # Who sent it by hand, skipped it or edited it ("warroom" when sent at the deadline).
+    decided_by: Mapped[str | None] = mapped_column(String(32))
+    skip_reason: Mapped[str | None] = mapped_column(Text)
+    edited_text: Mapped[str | None] = mapped_column(Text)
+    draft_channel_id: Mapped[str | None] = mapped_column(String(32))
+    draft_ts: Mapped[str | None] = mapped_column(String(32))
+
+
+class ReminderRow(Base):
+    """A timed nudge to a person (a pending message, a status update, a legal clock)."""
+
+    __tablename__ = "reminders"
+    __table_args__ = (UniqueConstraint("incident_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(24))
+    key: Mapped[str] = mapped_column(String(120))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    due_at: Mapped[datetime] = mapped_column(index=True)
+    claimed_at: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class RegulatoryClockRow(Base):
+    """A legal reporting deadline running for an incident, until the report is submitted."""
+
+    __tablename__ = "regulatory_clocks"
+    __table_args__ = (UniqueConstraint("incident_id", "regime"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    regime: Mapped[str] = mapped_column(String(24))
+    case: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    submitted_by: Mapped[str | None] = mapped_column(String(32))
+    submitted_at: Mapped[datetime | None]
+    report_channel_id: Mapped[str | None] = mapped_column(String(32))
+    report_ts: Mapped[str | None] = mapped_column(String(32))
 
 
 class AlertDeliveryRow(Base):

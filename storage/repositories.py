@@ -25,11 +25,10 @@ from bot.domain.classification import Classification
 from bot.domain.incident import Declaration, Incident, IncidentSummary, RoleHolder
 from bot.domain.ledger import Claim
 from bot.domain.vocabulary import (
-    Audience,
+    AiActCase,
     IncidentSource,
     IncidentState,
     IncidentType,
-    NotificationTier,
     Role,
     Severity,
 )
@@ -46,7 +45,6 @@ from storage.models import (
     EvidenceRow,
     IncidentRow,
     MetricBaselineRow,
-    NotificationRow,
     OutboundMessageRow,
     RoleAssignmentRow,
     TimelineEventRow,
@@ -105,6 +103,7 @@ def to_incident(row: IncidentRow) -> Incident:
         affected_systems=tuple(row.affected_systems or ()),
         personal_data=row.personal_data,
         public_facing=row.public_facing,
+        ai_act_case=AiActCase(row.ai_act_case) if row.ai_act_case else None,
         indicators=tuple(row.indicators or ()),
         atlas=tuple(row.atlas or ()),
         owasp=tuple(row.owasp or ()),
@@ -227,6 +226,7 @@ class IncidentRepository:
             affected_systems=list(declaration.affected_systems),
             personal_data=declaration.personal_data,
             public_facing=declaration.public_facing,
+            ai_act_case=declaration.ai_act_case.value if declaration.ai_act_case else None,
             indicators=list(classification.indicators),
             atlas=list(classification.atlas),
             owasp=list(classification.owasp),
@@ -259,6 +259,25 @@ class IncidentRepository:
             .execution_options(synchronize_session=False)
         )
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def set_flags(
+        self,
+        incident_id: int,
+        *,
+        personal_data: bool | None = None,
+        public_facing: bool | None = None,
+        ai_act_case: AiActCase | None = None,
+        now: datetime,
+    ) -> None:
+        """Set the exposure flags given (a flag is never cleared here: telling is not undone)."""
+        row = self._row(incident_id)
+        if personal_data:
+            row.personal_data = True
+        if public_facing:
+            row.public_facing = True
+        if ai_act_case is not None:
+            row.ai_act_case = ai_act_case.value
+        row.updated_at = now
 
     def set_channel(self, incident_id: int, *, channel_id: str, channel_name: str) -> None:
         row = self._row(incident_id)
@@ -393,23 +412,30 @@ class OutboundMessageRepository:
         if insert_unless_taken(self._session, first):
             return Claim.CLAIMED
         # Taken over only when a previous attempt failed or its worker died holding it.
-        result = self._session.execute(
-            update(OutboundMessageRow)
-            .where(
-                OutboundMessageRow.incident_id == incident_id,
-                OutboundMessageRow.key == key,
-                OutboundMessageRow.attempts < max_attempts,
-                or_(
-                    OutboundMessageRow.state == self.FAILED,
-                    (OutboundMessageRow.state == self.CLAIMED)
-                    & (OutboundMessageRow.claimed_at < stale_before),
-                ),
-            )
-            .values(state=self.CLAIMED, claimed_at=now, attempts=OutboundMessageRow.attempts + 1)
-            .execution_options(synchronize_session=False)
+        takeovers = (
+            (OutboundMessageRow.state == self.FAILED, Claim.CLAIMED),
+            (
+                (OutboundMessageRow.state == self.CLAIMED)
+                & (OutboundMessageRow.claimed_at < stale_before),
+                Claim.RECOVERED,
+            ),
         )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            return Claim.CLAIMED
+        for condition, outcome in takeovers:
+            result = self._session.execute(
+                update(OutboundMessageRow)
+                .where(
+                    OutboundMessageRow.incident_id == incident_id,
+                    OutboundMessageRow.key == key,
+                    OutboundMessageRow.attempts < max_attempts,
+                    condition,
+                )
+                .values(
+                    state=self.CLAIMED, claimed_at=now, attempts=OutboundMessageRow.attempts + 1
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                return outcome
         row = self._session.scalar(
             select(OutboundMessageRow).where(
                 OutboundMessageRow.incident_id == incident_id, OutboundMessageRow.key == key
@@ -450,61 +476,6 @@ class OutboundMessageRepository:
             )
         )
         return {"channel_id": row.channel_id, "ts": row.ts} if row else None
-
-
-class NotificationRepository:
-    PENDING, SENT = "pending", "sent"
-
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
-    def record_sent(
-        self,
-        incident_id: int,
-        audience: Audience,
-        tier: NotificationTier,
-        *,
-        due_at: datetime,
-        now: datetime,
-    ) -> None:
-        """Record that the audience got its message of this tier (idempotent)."""
-        row = self._session.scalar(
-            select(NotificationRow).where(
-                NotificationRow.incident_id == incident_id,
-                NotificationRow.audience == audience.value,
-                NotificationRow.tier == tier.value,
-            )
-        )
-        if row is None:
-            self._session.add(
-                NotificationRow(
-                    incident_id=incident_id,
-                    audience=audience.value,
-                    tier=tier.value,
-                    state=self.SENT,
-                    due_at=due_at,
-                    sent_at=now,
-                    created_at=now,
-                )
-            )
-        elif row.state != self.SENT:
-            row.state, row.sent_at = self.SENT, now
-        self._session.flush()
-
-    def list_for(self, incident_id: int) -> list[dict[str, Any]]:
-        rows = self._session.scalars(
-            select(NotificationRow).where(NotificationRow.incident_id == incident_id)
-        )
-        return [
-            {
-                "audience": row.audience,
-                "tier": row.tier,
-                "state": row.state,
-                "due_at": row.due_at,
-                "sent_at": row.sent_at,
-            }
-            for row in rows
-        ]
 
 
 @dataclass(frozen=True)

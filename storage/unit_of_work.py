@@ -10,6 +10,11 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.communication_repositories import (
+    NotificationRepository,
+    RegulatoryClockRepository,
+    ReminderRepository,
+)
 from storage.db import READ_ONLY
 from storage.repositories import (
     AlertRepository,
@@ -18,7 +23,6 @@ from storage.repositories import (
     ContainmentRepository,
     EvidenceRepository,
     IncidentRepository,
-    NotificationRepository,
     OutboundMessageRepository,
     RoleRepository,
     TimelineRepository,
@@ -31,6 +35,8 @@ class UnitOfWork:
     timeline: TimelineRepository
     outbound: OutboundMessageRepository
     notifications: NotificationRepository
+    reminders: ReminderRepository
+    clocks: RegulatoryClockRepository
     alerts: AlertRepository
     baselines: BaselineRepository
     containment: ContainmentRepository
@@ -54,6 +60,8 @@ class UnitOfWork:
         self.timeline = TimelineRepository(self._session)
         self.outbound = OutboundMessageRepository(self._session)
         self.notifications = NotificationRepository(self._session)
+        self.reminders = ReminderRepository(self._session)
+        self.clocks = RegulatoryClockRepository(self._session)
         self.alerts = AlertRepository(self._session)
         self.baselines = BaselineRepository(self._session)
         self.containment = ContainmentRepository(self._session)

@@ -47,6 +47,14 @@ class AuditAction(StrEnum):
     STATE_CHANGED = "state_changed"
     SEVERITY_CHANGED = "severity_changed"
     ROLE_ASSIGNED = "role_assigned"
+    FLAGGED = "flagged"
+    NOTIFICATION_SENT = "notification_sent"
+    NOTIFICATION_SKIPPED = "notification_skipped"
+    NOTIFICATION_EDITED = "notification_edited"
+    NOTIFICATION_ESCALATED = "notification_escalated"
+    STATUS_UPDATE = "status_update"
+    REGULATORY_CLOCK_STARTED = "regulatory_clock_started"
+    REGULATORY_SUBMITTED = "regulatory_submitted"
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from bot.domain.containment import ContainmentAction
 from bot.domain.vocabulary import (
+    AiActCase,
     IncidentType,
     Role,
     Severity,
@@ -27,6 +28,8 @@ USAGE = {
     "severity": f"/incident severity <{SEVERITY_WORDS}>",
     "resolve": "/incident resolve",
     "contain": "/incident contain [target <action> <model-or-system>]",
+    "update": "/incident update <what changed…>",
+    "flag": "/incident flag <personal-data|public|ai-act [serious|death|widespread]>",
     "help": "/incident help",
 }
 
@@ -90,6 +93,23 @@ class SetContainmentTarget:
     target: str
 
 
+@dataclass(frozen=True)
+class PostUpdate:
+    """`/incident update <text>`: a status update for every audience already told."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class SetFlag:
+    """`/incident flag …`: personal data involved, public-facing, or an EU AI Act serious
+    incident (and which Art. 73 case)."""
+
+    personal_data: bool = False
+    public_facing: bool = False
+    ai_act_case: AiActCase | None = None
+
+
 IncidentCommand = (
     ShowHelp
     | OpenDeclareModal
@@ -101,6 +121,8 @@ IncidentCommand = (
     | ResolveIncident
     | ProposeContainment
     | SetContainmentTarget
+    | PostUpdate
+    | SetFlag
 )
 
 
@@ -132,6 +154,14 @@ def parse_command(text: str) -> IncidentCommand:
         return _parse_severity(args)
     if verb == "contain":
         return _parse_contain(args)
+    if verb == "update":
+        # The words as typed, line breaks and all: the update is read by people.
+        body = text.strip()[len(words[0]) :].strip()
+        if not body:
+            raise UsageError("`update` needs the text of the update.", usage=USAGE["update"])
+        return PostUpdate(text=body)
+    if verb == "flag":
+        return _parse_flag(args)
     raise UsageError(f"`{verb}` is not an `/incident` command.", usage="\n".join(USAGE.values()))
 
 
@@ -212,3 +242,41 @@ def _parse_contain(args: list[str]) -> IncidentCommand:
     if not _TARGET.match(args[2]):
         raise UsageError(f"`{args[2]}` is not a model or system name.", usage=USAGE["contain"])
     return SetContainmentTarget(action=action, target=args[2])
+
+
+_FLAG_WORDS = {
+    "personal-data": "personal_data",
+    "personal_data": "personal_data",
+    "pii": "personal_data",
+    "public": "public_facing",
+    "public-facing": "public_facing",
+    "public_facing": "public_facing",
+    "ai-act": "ai_act",
+    "ai_act": "ai_act",
+    "serious": "ai_act",
+}
+
+
+def _parse_flag(args: list[str]) -> IncidentCommand:
+    if not args:
+        raise UsageError("`flag` needs what to flag.", usage=USAGE["flag"])
+    kind = _FLAG_WORDS.get(args[0].lower())
+    if kind is None:
+        raise UsageError(f"`{args[0]}` is not a flag.", usage=USAGE["flag"])
+    if kind != "ai_act":
+        if len(args) != 1:
+            raise UsageError(f"`flag {args[0]}` takes nothing more.", usage=USAGE["flag"])
+        if kind == "personal_data":
+            return SetFlag(personal_data=True)
+        return SetFlag(public_facing=True)
+    if len(args) > 2:
+        raise UsageError("`flag ai-act` takes at most one case.", usage=USAGE["flag"])
+    case_word = args[1].lower() if len(args) == 2 else AiActCase.SERIOUS.value
+    try:
+        case = AiActCase(case_word)
+    except ValueError:
+        known = ", ".join(c.value for c in AiActCase)
+        raise UsageError(
+            f"`{case_word}` is not an EU AI Act case; use one of {known}.", usage=USAGE["flag"]
+        ) from None
+    return SetFlag(ai_act_case=case)

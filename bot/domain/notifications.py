@@ -99,6 +99,42 @@ class DeadlineOutcome(StrEnum):
     LATE = "late"
 
 
+class NotificationState(StrEnum):
+    PENDING = "pending"  # planned, waiting for its deadline or a person
+    SENDING = "sending"  # claimed by one worker, which is sending it now
+    SENT = "sent"
+    SKIPPED = "skipped"  # a person decided it should not go, with a reason
+    ESCALATED = "escalated"  # due and unsent with auto_send off: the commander decides
+    FAILED = "failed"  # Slack refused it too often; given up and reported
+
+    @property
+    def is_open(self) -> bool:
+        """Still to be sent or decided."""
+        return self in (NotificationState.PENDING, NotificationState.ESCALATED)
+
+
+@dataclass(frozen=True)
+class NotificationRecord:
+    """A planned message as stored: its deadline, where it stands, and who decided what."""
+
+    id: int
+    incident_id: int
+    audience: Audience
+    tier: NotificationTier
+    state: NotificationState
+    due_at: datetime
+    created_at: datetime
+    sent_at: datetime | None = None
+    outcome: DeadlineOutcome | None = None
+    reason: str = ""
+    decided_by: str | None = None
+    skip_reason: str | None = None
+    edited_text: str | None = None
+    draft_channel_id: str | None = None
+    draft_ts: str | None = None
+    attempts: int = 0
+
+
 @dataclass(frozen=True)
 class _Rule:
     audience: Audience
@@ -221,6 +257,8 @@ def unconfigured(
     return tuple(missing)
 
 
-def deadline_outcome(due_at: datetime, sent_at: datetime) -> DeadlineOutcome:
-    """Met when sent at or before the deadline, late after it."""
-    return DeadlineOutcome.MET if sent_at <= due_at else DeadlineOutcome.LATE
+def deadline_outcome(
+    due_at: datetime, sent_at: datetime, *, grace: timedelta = timedelta(0)
+) -> DeadlineOutcome:
+    """Met when sent by the deadline (plus the grace a timer needs to fire), late after it."""
+    return DeadlineOutcome.MET if sent_at <= due_at + grace else DeadlineOutcome.LATE

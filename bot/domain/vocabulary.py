@@ -103,6 +103,10 @@ class NotificationTier(StrEnum):
     URGENT = "urgent"
     STANDARD = "standard"
 
+    @property
+    def label(self) -> str:
+        return self.value.capitalize()
+
 
 class Audience(StrEnum):
     EXECUTIVE_TEAM = "executive_team"
@@ -115,6 +119,24 @@ class Audience(StrEnum):
     CUSTOMER_SUPPORT_LEADS = "customer_support_leads"
     TECHNICAL_TEAM = "technical_team"
     REGULATORY_BODY = "regulatory_body"
+
+    @property
+    def label(self) -> str:
+        return _AUDIENCE_LABELS[self]
+
+
+_AUDIENCE_LABELS = {
+    Audience.EXECUTIVE_TEAM: "Executive team",
+    Audience.SECURITY_TEAM: "Security team",
+    Audience.LEGAL_TEAM: "Legal team",
+    Audience.COMMUNICATIONS_TEAM: "Communications team",
+    Audience.DATA_PROTECTION_OFFICER: "Data protection officer",
+    Audience.PR_TEAM: "PR team",
+    Audience.AFFECTED_USERS: "Affected users",
+    Audience.CUSTOMER_SUPPORT_LEADS: "Customer support leads",
+    Audience.TECHNICAL_TEAM: "Technical team",
+    Audience.REGULATORY_BODY: "Regulatory body",
+}
 
 
 class AiActCase(StrEnum):
@@ -180,5 +202,13 @@ def parse_incident_type(text: str) -> IncidentType | None:
     word = text.strip().lower().replace("-", "_")
     try:
         return IncidentType(word)
+    except ValueError:
+        return None
+
+
+def parse_ai_act_case(text: str) -> AiActCase | None:
+    """An EU AI Act case from its name, else None (not flagged)."""
+    try:
+        return AiActCase(text.strip().lower())
     except ValueError:
         return None

@@ -56,9 +56,17 @@ class SlackEmulator:
         port: int = 0,
         latency: float = 0.0,
         state: WorkspaceState | None = None,
+        channel_post_interval: float = 0.0,
     ) -> None:
+        """`channel_post_interval`: Slack's posting limit per channel (about one message a
+        second); a chat.postMessage to a channel sooner than this after the last one is
+        answered 429 with Retry-After, as Slack does. 0 (the default) switches it off."""
         self.state = state or WorkspaceState()
         self.latency = latency
+        self.channel_post_interval = channel_post_interval
+        self._last_post: dict[str, float] = {}
+        self._post_lock = threading.Lock()
+        self.rate_limited = 0
         self._requested_port = port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -189,6 +197,20 @@ class SlackEmulator:
                 queue.popleft()
             return fault
 
+    def _channel_limit(self, method: str, params: dict[str, Any]) -> _Fault | None:
+        """A 429 for a post that comes too soon after the last one in its channel."""
+        if method != "chat.postMessage" or self.channel_post_interval <= 0:
+            return None
+        channel = str(params.get("channel", ""))
+        with self._post_lock:
+            now = time.monotonic()
+            last = self._last_post.get(channel)
+            if last is not None and now - last < self.channel_post_interval:
+                self.rate_limited += 1
+                return _Fault(status=429, retry_after=1, error="ratelimited", remaining=0)
+            self._last_post[channel] = now
+        return None
+
     # ----- Socket Mode ----------------------------------------------------------------
 
     @property
@@ -318,7 +340,7 @@ class SlackEmulator:
         token = params.pop("token", None)
         if self.latency > 0:
             time.sleep(self.latency)
-        fault = self._take_fault(method)
+        fault = self._take_fault(method) or self._channel_limit(method, params)
         status, headers, body = 200, {}, {}
         if fault is not None:
             status = fault.status

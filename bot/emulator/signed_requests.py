@@ -178,6 +178,7 @@ def declare_form_values(
     description: str = "",
     affected: str = "",
     flags: tuple[str, ...] = (),
+    ai_act: str | None = None,
 ) -> dict[str, Any]:
     """`view.state.values` as Slack sends them when someone fills in the declaration form."""
     from bot.ids import ActionId, BlockId
@@ -204,4 +205,6 @@ def declare_form_values(
     }
     if severity is not None:
         values[BlockId.DECLARE_SEVERITY.value] = {ActionId.DECLARE_SEVERITY.value: select(severity)}
+    if ai_act is not None:
+        values[BlockId.DECLARE_AI_ACT.value] = {ActionId.DECLARE_AI_ACT.value: select(ai_act)}
     return values

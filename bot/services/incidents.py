@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import IntegrityError
 
@@ -15,8 +15,10 @@ from bot.domain.audit import AuditAction
 from bot.domain.classification import Classification, Classifier
 from bot.domain.incident import Declaration, Incident, IncidentSummary
 from bot.domain.lifecycle import check_transition
-from bot.domain.vocabulary import IncidentState, Role, Severity
+from bot.domain.reminders import ReminderKind
+from bot.domain.vocabulary import AiActCase, IncidentState, Role, Severity
 from bot.errors import InvalidTransitionError, NotFoundError, NotInWarRoomError, UserError
+from bot.services.deadline_planner import DeadlinePlanner
 from bot.services.history import record_change
 
 if TYPE_CHECKING:
@@ -59,9 +61,15 @@ class StateChange:
 
 
 @dataclass(frozen=True)
+class FlagChange:
+    incident: Incident
+    flags: tuple[str, ...]
+    actor_id: str
+
+
+@dataclass(frozen=True)
 class IncidentStatus:
     incident: Incident
-    notifications: list[dict[str, Any]]
     timeline_count: int
 
 
@@ -78,6 +86,7 @@ class IncidentService:
         self._clock = clock
         self._config = config
         self._classifier = classifier
+        self._planner = DeadlinePlanner(config)
 
     def declare(self, declaration: Declaration) -> DeclarationResult:
         """Store a new incident with its on-call roles, or return the one this request made."""
@@ -129,6 +138,7 @@ class IncidentService:
         )
         incident = uow.incidents.get(incident_id)
         assert incident is not None
+        self._planner.plan_declared(uow, incident, now=now)
         return DeclarationResult(incident=incident, created=True)
 
     def _record_declaration(
@@ -211,7 +221,6 @@ class IncidentService:
                 raise NotFoundError(f"There is no incident with id {incident_id}.")
             return IncidentStatus(
                 incident=incident,
-                notifications=uow.notifications.list_for(incident_id),
                 timeline_count=len(uow.timeline.list_for(incident_id)),
             )
 
@@ -261,9 +270,56 @@ class IncidentService:
                 data={"from": current.severity.value, "to": severity.value},
             )
             incident = uow.incidents.get(incident_id)
+            assert incident is not None
+            self._planner.replan_changed(uow, incident, now=now)
             uow.commit()
         assert incident is not None
         return SeverityChange(incident=incident, previous=current.severity, actor_id=actor_id)
+
+    def set_flags(
+        self,
+        *,
+        incident_id: int,
+        personal_data: bool = False,
+        public_facing: bool = False,
+        ai_act_case: AiActCase | None = None,
+        actor_id: str,
+    ) -> FlagChange:
+        """Mark the incident as touching personal data, public-facing, or an EU AI Act serious
+        incident; new audiences and legal clocks are planned from now."""
+        with self._uow() as uow:
+            current = self._open_or_raise(uow, incident_id)
+            flags: list[str] = []
+            if personal_data and not current.personal_data:
+                flags.append("personal_data")
+            if public_facing and not current.public_facing:
+                flags.append("public_facing")
+            if ai_act_case is not None and ai_act_case is not current.ai_act_case:
+                flags.append(f"ai_act:{ai_act_case.value}")
+            if not flags:
+                raise UserError("Nothing new: the incident is already flagged that way.")
+            now = self._clock.now()
+            uow.incidents.set_flags(
+                incident_id,
+                personal_data=personal_data,
+                public_facing=public_facing,
+                ai_act_case=ai_act_case,
+                now=now,
+            )
+            record_change(
+                uow,
+                incident_id,
+                AuditAction.FLAGGED,
+                actor=actor_id,
+                now=now,
+                summary="Flagged: " + ", ".join(flag.replace("_", " ") for flag in flags),
+                data={"flags": flags},
+            )
+            incident = uow.incidents.get(incident_id)
+            assert incident is not None
+            self._planner.replan_changed(uow, incident, now=now)
+            uow.commit()
+        return FlagChange(incident=incident, flags=tuple(flags), actor_id=actor_id)
 
     def resolve(self, *, incident_id: int, actor_id: str) -> StateChange:
         return self._transition(incident_id, IncidentState.RESOLVED, actor_id=actor_id)
@@ -289,6 +345,9 @@ class IncidentService:
                 summary=f"State {current.state.value} → {target.value}",
                 data={"from": current.state.value, "to": target.value},
             )
+            if not target.is_open:
+                # Status updates are owed only while the incident is open.
+                uow.reminders.cancel(incident_id, ReminderKind.CADENCE, now=now)
             incident = uow.incidents.get(incident_id)
             uow.commit()
         assert incident is not None

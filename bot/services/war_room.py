@@ -16,6 +16,7 @@ from bot.domain.vocabulary import Audience, NotificationTier, Role, Severity
 from bot.errors import ExternalServiceError
 from bot.presenters import incident_context, role_context, vocabulary_context
 from bot.rendering import Renderer
+from bot.services.deadline_view import incident_deadlines
 from bot.slack_gateway import ChannelNameTakenError, SlackGateway
 
 if TYPE_CHECKING:
@@ -249,8 +250,15 @@ class WarRoomService:
     # -- keeping up ----------------------------------------------------------------------
 
     def render_card(self, incident: Incident) -> dict[str, Any]:
+        with self._uow(read_only=True) as uow:
+            deadlines = incident_deadlines(
+                uow, incident.id, config=self._config, now=self._clock.now()
+            )
         return self._renderer.render(
-            "incident_card", incident=incident_context(incident), **vocabulary_context()
+            "incident_card",
+            incident=incident_context(incident),
+            deadlines=deadlines,
+            **vocabulary_context(),
         )
 
     def refresh_card(self, incident_id: int) -> None:
@@ -278,6 +286,17 @@ class WarRoomService:
     def invite(self, incident: Incident, user_ids: list[str]) -> None:
         if incident.channel_id:
             self._slack.invite(incident.channel_id, user_ids)
+
+    def post_once(
+        self, incident: Incident, key: str, channel: str, message: dict[str, Any]
+    ) -> bool:
+        """Post a message named by `key` unless it was posted already; True once settled."""
+        return self._post_once(incident, key, channel, message)
+
+    def sent(self, incident_id: int, key: str) -> dict[str, str | None] | None:
+        """Where the message named by `key` went, once it was posted."""
+        with self._uow(read_only=True) as uow:
+            return uow.outbound.sent(incident_id, key)
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -318,7 +337,7 @@ class WarRoomService:
                 MAX_ATTEMPTS,
             )
             return True
-        if claim is not Claim.CLAIMED:
+        if claim not in (Claim.CLAIMED, Claim.RECOVERED):
             return claim is Claim.DONE
         try:
             result = action()

@@ -8,20 +8,23 @@ from typing import Any
 
 from bot.domain.containment import ContainmentAction
 from bot.domain.incident import Declaration, Incident
-from bot.domain.vocabulary import Role, Severity
+from bot.domain.vocabulary import AiActCase, Role, Severity
 from bot.errors import UserError
 from bot.ids import FLAG_PERSONAL_DATA, FLAG_PUBLIC_FACING, LET_WARROOM_DECIDE
 from bot.presenters import incident_context, summary_context, vocabulary_context
 from bot.rendering import Renderer
+from bot.services.communications import Communications
 from bot.services.containment import Decision, State
 from bot.services.containment_flow import ContainmentFlow
 from bot.services.incidents import (
     DeclarationResult,
+    FlagChange,
     IncidentService,
     RoleChange,
     SeverityChange,
     StateChange,
 )
+from bot.services.status_updates import StatusUpdate
 from bot.services.war_room import WarRoomService
 from bot.slack_gateway import SlackGateway
 
@@ -47,6 +50,30 @@ class CarryOut:
     decision: Decision
 
 
+@dataclass(frozen=True)
+class SendNow:
+    notification_id: int
+    user_id: str
+
+
+@dataclass(frozen=True)
+class OpenMessageForm:
+    kind: str  # "edit" or "skip"
+    notification_id: int
+    user_id: str
+    trigger_id: str
+
+
+@dataclass(frozen=True)
+class RefreshDraft:
+    notification_id: int
+
+
+@dataclass(frozen=True)
+class RefreshReport:
+    clock_id: int
+
+
 FollowUp = (
     OpenDeclareForm
     | OpenWarRoom
@@ -55,6 +82,12 @@ FollowUp = (
     | StateChange
     | PublishProposal
     | CarryOut
+    | FlagChange
+    | StatusUpdate
+    | SendNow
+    | OpenMessageForm
+    | RefreshDraft
+    | RefreshReport
 )
 
 # Slack allows 50 blocks a message: a heading, 40 incidents and an "and N more" line.
@@ -68,6 +101,7 @@ class IncidentWorkflow:
     renderer: Renderer
     slack: SlackGateway
     containment: ContainmentFlow
+    communications: Communications
 
     def declare(self, declaration: Declaration) -> DeclarationResult:
         """Store the incident (once per request); the war room opens after the ack."""
@@ -110,6 +144,34 @@ class IncidentWorkflow:
     def resolve(self, *, incident_id: int, actor_id: str) -> StateChange:
         return self.incidents.resolve(incident_id=incident_id, actor_id=actor_id)
 
+    def set_flags(
+        self,
+        *,
+        channel_id: str,
+        personal_data: bool,
+        public_facing: bool,
+        ai_act_case: AiActCase | None,
+        actor_id: str,
+    ) -> FlagChange:
+        incident = self.incidents.get_in_war_room_or_raise(channel_id)
+        return self.incidents.set_flags(
+            incident_id=incident.id,
+            personal_data=personal_data,
+            public_facing=public_facing,
+            ai_act_case=ai_act_case,
+            actor_id=actor_id,
+        )
+
+    def post_update(self, *, channel_id: str, text: str, actor_id: str) -> StatusUpdate:
+        incident = self.incidents.get_in_war_room_or_raise(channel_id)
+        return self.communications.updates.record(incident=incident, text=text, author_id=actor_id)
+
+    def after_opening(self, incident_id: int) -> None:
+        """Once the war room is open: containment for a critical incident, then the message
+        drafts, legal report drafts and deadline timers."""
+        self.containment.auto_propose(incident_id)
+        self.communications.after_change(incident_id)
+
     def follow_up(self, work: FollowUp) -> None:
         """The Slack side of a change already stored: runs after Slack's 3-second ack."""
         match work:
@@ -117,7 +179,7 @@ class IncidentWorkflow:
                 self.open_declare_modal(trigger_id=trigger_id, origin_channel_id=origin)
             case OpenWarRoom(incident_id=incident_id):
                 self.war_rooms.open_war_room(incident_id)
-                self.containment.auto_propose(incident_id)
+                self.after_opening(incident_id)
             case PublishProposal(proposal_id=proposal_id):
                 self.containment.publish(proposal_id)
             case CarryOut(decision=decision):
@@ -149,6 +211,41 @@ class IncidentWorkflow:
                 if incident.severity is Severity.CRITICAL:
                     self.war_rooms.raise_critical_alarm(incident.id)
                     self.containment.auto_propose(incident.id)
+                self.communications.after_change(incident.id)
+            case FlagChange(incident=incident, flags=flags, actor_id=actor_id):
+                self.war_rooms.refresh_card(incident.id)
+                self.war_rooms.post_notice(
+                    incident, {"kind": "flagged", "flags": list(flags), "actor_id": actor_id}
+                )
+                self.communications.after_change(incident.id)
+            case StatusUpdate():
+                fan_out = self.communications.updates.fan_out(work)
+                self.war_rooms.post_notice(
+                    work.incident,
+                    {
+                        "kind": "status_update",
+                        "actor_id": work.author_id,
+                        "text": work.text,
+                        "told": [a.label for a in fan_out.told],
+                        "failed": [a.label for a in fan_out.failed + fan_out.unconfigured],
+                    },
+                )
+            case SendNow(notification_id=notification_id, user_id=user_id):
+                self.communications.notifications.send_now(notification_id, user_id=user_id)
+            case OpenMessageForm(kind="edit", notification_id=notification_id, user_id=user_id):
+                self.slack.open_view(
+                    work.trigger_id,
+                    self.communications.notifications.edit_form(notification_id, user_id=user_id),
+                )
+            case OpenMessageForm(notification_id=notification_id, user_id=user_id):
+                self.slack.open_view(
+                    work.trigger_id,
+                    self.communications.notifications.skip_form(notification_id, user_id=user_id),
+                )
+            case RefreshDraft(notification_id=notification_id):
+                self.communications.notifications.refresh(notification_id)
+            case RefreshReport(clock_id=clock_id):
+                self.communications.regulatory.refresh_report(clock_id)
             case StateChange(incident=incident, actor_id=actor_id):
                 self.war_rooms.refresh_card(incident.id)
                 self.war_rooms.post_notice(
@@ -171,7 +268,7 @@ class IncidentWorkflow:
         return self.renderer.render(
             "status",
             incident=incident_context(status.incident),
-            notifications=status.notifications,
+            deadlines=self.communications.deadlines(incident.id),
             timeline_count=status.timeline_count,
             containment=self.containment.status_lines(incident.id),
         )

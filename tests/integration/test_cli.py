@@ -103,6 +103,26 @@ def test_db_upgrade_and_check_config(tmp_path: Path) -> None:
     assert "cannot be read" in bad.stderr
 
 
+def test_check_config_vets_template_overrides(tmp_path: Path) -> None:
+    overrides = tmp_path / "message-overrides" / "audiences"
+    overrides.mkdir(parents=True)
+    (tmp_path / "with-templates.yml").write_text(
+        f"templates_dir: {tmp_path / 'message-overrides'}\n"
+    )
+    (overrides / "pr_team.json.j2").write_text(
+        '{"text": {{ ("Holding line for incident #%d" % incident.number) | tojson }}}'
+    )
+    good = run_cli("check-config", str(tmp_path / "with-templates.yml"), cwd=tmp_path)
+    assert good.returncode == 0, good.stderr
+    (overrides / "pr_team.json.j2").write_text('{"text": {{ incident.no_such_field | tojson }}}')
+    broken = run_cli("check-config", str(tmp_path / "with-templates.yml"), cwd=tmp_path)
+    assert broken.returncode == 2
+    assert broken.stderr.startswith("warroom: templates_dir: audiences/pr_team")
+    (tmp_path / "no-dir.yml").write_text(f"templates_dir: {tmp_path / 'nowhere'}\n")
+    missing = run_cli("check-config", str(tmp_path / "no-dir.yml"), cwd=tmp_path)
+    assert missing.returncode == 2 and "is not a directory" in missing.stderr
+
+
 def test_serve_runs_a_real_server_that_answers_slack_and_health(
     tmp_path: Path, emulator: SlackEmulator
 ) -> None:

@@ -162,7 +162,9 @@ def test_an_approved_action_calls_its_endpoint_once_and_contains_the_incident(
     contained.wait_for(
         lambda: contained.app.workflow.incidents.get(incident_id).state is IncidentState.CONTAINED
     )
-    assert any("is *contained*" in m["text"] for m in emulator.state.messages(channel))
+    contained.wait_for(
+        lambda: any("is *contained*" in m["text"] for m in emulator.state.messages(channel))
+    )
     assert emulator.validation_failures() == []
 
 

@@ -80,7 +80,8 @@ def test_a_second_replica_does_not_open_the_same_war_room_twice(
     ok = Counter(c.method for c in emulator.calls() if c.ok)
     assert ok["conversations.create"] == 1
     assert ok["pins.add"] == 1
-    assert ok["chat.postMessage"] == 8  # card + 6 checklists + announcement
+    # card + 6 checklists + announcement + the technical team's draft for the comms lead
+    assert ok["chat.postMessage"] == 9
 
 
 def test_a_broken_announce_channel_does_not_hold_back_the_executives_and_is_given_up(

@@ -56,7 +56,13 @@ def test_critical_declaration_records_the_executive_notice_with_its_deadline(
     assert incident.declared_at == declared
     status = incidents.status(incident.id)
     assert status.incident.war_room_opened_at == declared + timedelta(seconds=42)
-    [notice] = status.notifications
-    assert notice["due_at"] == declared + timedelta(minutes=15)
-    assert notice["sent_at"] == declared + timedelta(seconds=42)
-    assert notice["sent_at"].tzinfo is not None
+    with uow(read_only=True) as unit:
+        [notice] = [
+            n
+            for n in unit.notifications.list_for(incident.id)
+            if n.audience.value == "executive_team"
+        ]
+    assert notice.due_at == declared + timedelta(minutes=15)
+    assert notice.sent_at == declared + timedelta(seconds=42)
+    assert notice.sent_at.tzinfo is not None
+    assert notice.outcome is not None and notice.outcome.value == "met"

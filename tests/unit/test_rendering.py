@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from bot.domain.incident import Incident, RoleHolder
+from bot.domain.notifications import DeadlineOutcome, NotificationRecord, NotificationState
+from bot.domain.regulatory import describe_clock
 from bot.domain.vocabulary import (
+    Audience,
     IncidentSource,
     IncidentState,
     IncidentType,
+    NotificationTier,
+    RegulatoryRegime,
     Role,
     Severity,
 )
 from bot.emulator.blockkit import check_message, check_view
-from bot.presenters import incident_context, role_context, vocabulary_context
+from bot.presenters import deadline_lines, incident_context, role_context, vocabulary_context
+from bot.regulatory_presenters import clock_context
 from bot.rendering import Renderer, escape_mrkdwn
 
 pytestmark = pytest.mark.unit
@@ -70,6 +76,38 @@ def renderer() -> Renderer:
     return Renderer()
 
 
+def deadlines_sample() -> dict[str, list[dict[str, Any]]]:
+    """Every planned message and both legal clocks, as the card and status show them."""
+    records = [
+        NotificationRecord(
+            id=i,
+            incident_id=1,
+            audience=audience,
+            tier=NotificationTier.IMMEDIATE,
+            state=list(NotificationState)[i % len(NotificationState)],
+            due_at=NOW,
+            created_at=NOW,
+            sent_at=NOW,
+            outcome=DeadlineOutcome.LATE,
+            decided_by="U0COMMS",
+        )
+        for i, audience in enumerate(Audience)
+    ]
+    clock = describe_clock(
+        regime=RegulatoryRegime.GDPR_ART33,
+        case="personal_data_breach",
+        started_at=NOW,
+        due_at=NOW + timedelta(hours=72),
+    )
+    return {
+        "messages": deadline_lines(records, channels={Audience.EXECUTIVE_TEAM: ["C1"]}),
+        "clocks": [
+            clock_context(clock, now=NOW),
+            clock_context(clock, now=NOW, submitted_by="U0LEGAL", submitted_at=NOW),
+        ],
+    }
+
+
 def proposal_context() -> dict[str, Any]:
     states = ["proposed", "manual_open", "failed", "succeeded", "rejected", "proposed", "expired"]
     return {
@@ -106,7 +144,9 @@ def proposal_context() -> dict[str, Any]:
 def all_renderings(renderer: Renderer, incident: Incident) -> dict[str, dict[str, Any]]:
     context = incident_context(incident)
     return {
-        "incident_card": renderer.render("incident_card", incident=context, **vocabulary_context()),
+        "incident_card": renderer.render(
+            "incident_card", incident=context, deadlines=deadlines_sample(), **vocabulary_context()
+        ),
         "role_checklist": renderer.render(
             "role_checklist", incident=context, role=role_context(Role.LEGAL_ADVISOR)
         ),
@@ -120,9 +160,7 @@ def all_renderings(renderer: Renderer, incident: Incident) -> dict[str, dict[str
             incident=context,
             timeline_count=3,
             containment=["Safe mode: awaiting a decision (1 of 2 approvals)"] * 30,
-            notifications=[
-                {"audience": "executive_team", "tier": "immediate", "state": "sent", "sent_at": NOW}
-            ],
+            deadlines=deadlines_sample(),
         ),
         "incident_list": renderer.render("incident_list", incidents=[context] * 40, total=75),
         "help": renderer.render("help", commands=[("/incident help", "this list")]),
@@ -201,7 +239,10 @@ def test_every_template_is_covered_by_these_tests(renderer: Renderer) -> None:
 
 def test_card_shows_title_type_severity_state_roles_and_declaration(renderer: Renderer) -> None:
     card = renderer.render(
-        "incident_card", incident=incident_context(make_incident()), **vocabulary_context()
+        "incident_card",
+        incident=incident_context(make_incident()),
+        deadlines=deadlines_sample(),
+        **vocabulary_context(),
     )
     text = json.dumps(card)
     for expected in (
@@ -227,6 +268,7 @@ def test_a_resolved_card_offers_no_buttons(renderer: Renderer) -> None:
     card = renderer.render(
         "incident_card",
         incident=incident_context(make_incident(state=IncidentState.RESOLVED)),
+        deadlines=deadlines_sample(),
         **vocabulary_context(),
     )
     assert not [b for b in card["blocks"] if b["type"] == "actions"]
@@ -235,7 +277,10 @@ def test_a_resolved_card_offers_no_buttons(renderer: Renderer) -> None:
 def test_user_text_cannot_inject_mentions_or_links(renderer: Renderer) -> None:
     incident = make_incident(title="ping <!channel> and <https://evil|click>")
     card = renderer.render(
-        "incident_card", incident=incident_context(incident), **vocabulary_context()
+        "incident_card",
+        incident=incident_context(incident),
+        deadlines=deadlines_sample(),
+        **vocabulary_context(),
     )
     announcement = renderer.render("announcement", incident=incident_context(incident))
     assert "&lt;!channel&gt;" in announcement["blocks"][0]["text"]["text"]
@@ -274,9 +319,34 @@ def test_topic_and_purpose_fit_slacks_250_characters(
     assert incident.title[:20] in texts["topic"]
 
 
+def test_card_and_status_list_every_deadline_with_where_it_stands(renderer: Renderer) -> None:
+    card = json.dumps(
+        renderer.render(
+            "incident_card",
+            incident=incident_context(make_incident()),
+            deadlines=deadlines_sample(),
+            **vocabulary_context(),
+        )
+    )
+    for words in (
+        "Executive team",
+        "Regulatory body",
+        "sent, late",
+        "skipped",
+        "late, with the commander",
+        "no channel is configured",
+        "GDPR Art. 33(1)",
+        "submitted by <@U0LEGAL>",
+    ):
+        assert words in card, words
+
+
 def test_card_shows_indicators_and_taxonomy(renderer: Renderer) -> None:
     card = renderer.render(
-        "incident_card", incident=incident_context(make_incident()), **vocabulary_context()
+        "incident_card",
+        incident=incident_context(make_incident()),
+        deadlines=deadlines_sample(),
+        **vocabulary_context(),
     )
     text = json.dumps(card)
     for expected in ("system_prompt_leak", "AML.T0051", "LLM01:2025", "Rules matched"):

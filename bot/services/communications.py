@@ -1,0 +1,68 @@
+"""Everything that keeps stakeholders told, as the rest of warroom sees it: what to do after a
+war room opens or an incident changes, and the sweep that catches whatever timers missed."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bot.deadline_timers import DeadlineTimers
+from bot.errors import ExternalServiceError
+from bot.services.deadline_view import incident_deadlines
+from bot.services.notifications import NotificationService
+from bot.services.regulatory import RegulatoryService
+from bot.services.reminders import ReminderService
+from bot.services.status_updates import StatusUpdateService
+
+if TYPE_CHECKING:
+    from bot.clock import Clock
+    from bot.config import WarroomConfig
+    from storage.unit_of_work import UnitOfWorkFactory
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Communications:
+    notifications: NotificationService
+    reminders: ReminderService
+    regulatory: RegulatoryService
+    updates: StatusUpdateService
+    timers: DeadlineTimers
+    uow: UnitOfWorkFactory
+    config: WarroomConfig
+    clock: Clock
+
+    def after_change(self, incident_id: int) -> None:
+        """After a declaration or a re-plan: timers for the new rows, drafts and draft reports
+        in the war room. Slack failures are left to the sweep."""
+        self.timers.schedule_incident(incident_id)
+        for step in (self.notifications.post_drafts, self.regulatory.post_reports):
+            try:
+                step(incident_id)
+            except ExternalServiceError as error:
+                log.warning("incident id %d: %s (the sweep retries)", incident_id, error)
+
+    def sweep(self) -> None:
+        """Send what came due, give due reminders, post drafts and reports still missing."""
+        self.notifications.run_due()
+        self.reminders.run_due()
+        with self.uow(read_only=True) as uow:
+            drafts = uow.notifications.incidents_missing_drafts()
+            reports = uow.clocks.incidents_missing_reports()
+        for incident_id in drafts:
+            self._quietly(self.notifications.post_drafts, incident_id)
+        for incident_id in reports:
+            self._quietly(self.regulatory.post_reports, incident_id)
+
+    def _quietly(self, step: Any, incident_id: int) -> None:
+        try:
+            step(incident_id)
+        except ExternalServiceError as error:
+            log.warning("incident id %d: %s", incident_id, error)
+
+    def deadlines(self, incident_id: int) -> dict[str, list[dict[str, Any]]]:
+        """Every message deadline and legal clock of the incident, for status and the card."""
+        with self.uow(read_only=True) as uow:
+            return incident_deadlines(uow, incident_id, config=self.config, now=self.clock.now())
