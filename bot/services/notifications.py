@@ -158,13 +158,13 @@ class NotificationService:
         """Post to one channel if this worker holds it; the ts, or None when nothing was due."""
         if claim in (Claim.DONE, Claim.EXHAUSTED, Claim.BUSY):
             return None
-        key = _delivery_key(record, channel)
+        marker = _marker(record.incident_id, _delivery_key(record, channel))
         if claim is Claim.RECOVERED:
-            found = self._slack.find_marked(channel, key, since=since - STALE_SEND * 6)
+            found = self._slack.find_marked(channel, marker, since=since - STALE_SEND * 6)
             if found is not None:
                 return found
         self._pacer.wait_turn(channel)
-        return self._slack.post(channel, message, marker=key)
+        return self._slack.post(channel, message, marker=marker)
 
     def _settle(
         self,
@@ -446,12 +446,14 @@ class NotificationService:
         if claim not in (Claim.CLAIMED, Claim.RECOVERED):
             return False
         ts = (
-            self._slack.find_marked(channel, key, since=now - STALE_SEND * 6)
+            self._slack.find_marked(channel, _marker(incident.id, key), since=now - STALE_SEND * 6)
             if (claim is Claim.RECOVERED)
             else None
         )
         try:
-            ts = ts or self._slack.post(channel, self.draft(record, incident, facts), marker=key)
+            ts = ts or self._slack.post(
+                channel, self.draft(record, incident, facts), marker=_marker(incident.id, key)
+            )
         except ExternalServiceError as error:
             with self._uow() as uow:
                 uow.outbound.mark_failed(incident.id, key, error=str(error))
@@ -559,6 +561,11 @@ def _delivery_key(record: NotificationRecord, channel: str) -> str:
     # The same key the critical alarm uses for the executive alert, so that message and the
     # planned executive message can never both be posted.
     return f"notify:{record.audience.value}:{record.tier.value}:{channel}"
+
+
+def _marker(incident_id: int, key: str) -> str:
+    """A delivery marker unique across incidents (ledger keys are unique per incident)."""
+    return f"incident:{incident_id}:{key}"
 
 
 def _incident(uow: UnitOfWork, incident_id: int) -> Incident:

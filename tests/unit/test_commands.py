@@ -102,3 +102,57 @@ def test_other_subcommands() -> None:
     assert parse_command("list") == ListIncidents()
     assert parse_command("resolve") == ResolveIncident()
     assert parse_command("severity sev2") == ChangeSeverity(Severity.HIGH)
+
+
+def test_update_keeps_the_text_as_typed() -> None:
+    from bot.domain.commands import PostUpdate
+
+    assert parse_command("update  Safe mode is on.\nNext update at 10:30") == PostUpdate(
+        text="Safe mode is on.\nNext update at 10:30"
+    )
+
+
+def test_update_without_text_shows_its_form() -> None:
+    with pytest.raises(UsageError) as raised:
+        parse_command("update   ")
+    assert raised.value.usage == "/incident update <what changed…>"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("flag personal-data", {"personal_data": True}),
+        ("flag pii", {"personal_data": True}),
+        ("flag public", {"public_facing": True}),
+        ("flag ai-act", {"ai_act_case": "serious"}),
+        ("flag ai-act death", {"ai_act_case": "death"}),
+        ("flag AI-ACT widespread", {"ai_act_case": "widespread"}),
+    ],
+)
+def test_flags(text: str, expected: dict[str, object]) -> None:
+    from bot.domain.commands import SetFlag
+    from bot.domain.vocabulary import AiActCase
+
+    parsed = parse_command(text)
+    assert isinstance(parsed, SetFlag)
+    if "ai_act_case" in expected:
+        assert parsed.ai_act_case is AiActCase(str(expected["ai_act_case"]))
+    else:
+        assert parsed.personal_data == expected.get("personal_data", False)
+        assert parsed.public_facing == expected.get("public_facing", False)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("flag", "needs what to flag"),
+        ("flag secret", "`secret` is not a flag"),
+        ("flag public now", "takes nothing more"),
+        ("flag ai-act injury", "not an EU AI Act case"),
+    ],
+)
+def test_bad_flags_show_the_form(text: str, fragment: str) -> None:
+    with pytest.raises(UsageError) as raised:
+        parse_command(text)
+    assert fragment in raised.value.user_message
+    assert raised.value.usage.startswith("/incident flag")
