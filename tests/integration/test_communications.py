@@ -345,3 +345,39 @@ def test_timers_have_deterministic_ids(app: Warroom) -> None:
     pr = rows(app, incident.id)[A.PR_TEAM]
     assert notification_job_id(pr.id) in ids  # type: ignore[attr-defined]
     assert any(job_id.startswith(reminder_job_id(0)[:-1]) for job_id in ids)
+
+
+def test_the_legal_advisor_is_reminded_as_the_gdpr_clock_runs_until_it_is_filed(
+    app: Warroom, emulator: SlackEmulator, frozen: FrozenDateTimeFactory
+) -> None:
+    incident = declare_and_open(app, severity=Severity.HIGH, personal_data=True)
+    channel = incident.channel_id or ""
+    with UnitOfWorkFactory(app.engine)(read_only=True) as uow:
+        [clock] = uow.clocks.list_for(incident.id)
+        planned = sorted(
+            r.due_at - T0 for r in uow.reminders.pending(incident.id, ReminderKind.REGULATORY)
+        )
+    assert clock.due_at == T0 + timedelta(hours=72)
+    assert planned == [
+        timedelta(hours=36),
+        timedelta(hours=48),
+        timedelta(hours=54),
+        timedelta(hours=64, minutes=48),
+    ]
+    report = [m for m in emulator.state.messages(channel) if "GDPR" in m["text"]]
+    assert report, "the draft report is in the war room"
+
+    def legal_reminders() -> list[str]:
+        return [
+            json.dumps(m["blocks"])
+            for m in emulator.state.messages(channel)
+            if m["text"].startswith("Reminder (") and "<@U0LEGAL>" in json.dumps(m["blocks"])
+        ]
+
+    frozen.move_to(T0 + timedelta(hours=36))
+    app.communications.sweep()
+    assert len(legal_reminders()) == 1
+    app.communications.regulatory.mark_submitted(clock.id, user_id="U0LEGAL")
+    frozen.move_to(T0 + timedelta(hours=80))
+    app.communications.sweep()
+    assert len(legal_reminders()) == 1
