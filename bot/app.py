@@ -207,6 +207,7 @@ def create_app(
         incidents=incidents,
         war_rooms=war_rooms,
         after_opening=workflow.after_opening,
+        after_replan=communications.after_change,
     )
     webhook_token = (
         settings.warroom_webhook_token.get_secret_value()

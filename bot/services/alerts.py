@@ -56,6 +56,7 @@ class AlertService:
         incidents: IncidentService,
         war_rooms: WarRoomService,
         after_opening: Callable[[int], None] | None = None,
+        after_replan: Callable[[int], None] | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -63,6 +64,8 @@ class AlertService:
         self._war_rooms = war_rooms
         # Called with the incident id once its war room is open (critical containment).
         self._after_opening = after_opening
+        # Called with the incident id after an escalation re-planned its messages.
+        self._after_replan = after_replan
 
     def ingest(self, source: IncidentSource, alerts: list[Alert], body: Any) -> Ingested:
         """Record the delivery and its alerts, and declare or attach, in one transaction."""
@@ -177,6 +180,7 @@ class AlertService:
         )
         escalated = uow.incidents.get(incident_id)
         assert escalated is not None
+        self._incidents.replan_in(uow, escalated, now=now)
         return SeverityChange(incident=escalated, previous=current.severity, actor_id=ALERT_ACTOR)
 
     # -- after the 202 ------------------------------------------------------------------
@@ -201,6 +205,8 @@ class AlertService:
                 self._war_rooms.raise_critical_alarm(change.incident.id)
                 if self._after_opening is not None:
                     self._after_opening(change.incident.id)
+            if self._after_replan is not None:
+                self._after_replan(change.incident.id)
         self.post_summaries(outcome.groups)
 
     def post_summaries(self, group_ids: list[int] | None = None) -> int:

@@ -276,6 +276,10 @@ class IncidentService:
         assert incident is not None
         return SeverityChange(incident=incident, previous=current.severity, actor_id=actor_id)
 
+    def replan_in(self, uow: UnitOfWork, incident: Incident, *, now: datetime) -> None:
+        """Plan what a change made elsewhere (an escalating alert) newly calls for."""
+        self._planner.replan_changed(uow, incident, now=now)
+
     def set_flags(
         self,
         *,

@@ -167,6 +167,11 @@ def test_a_higher_severity_alert_escalates_and_says_so(
         lambda: any("Escalated" in m["text"] for m in emulator.state.messages(incident.channel_id))
     )
     hooks.served.wait_for(lambda: emulator.state.messages("C0EXEC"))
+    # the escalation re-planned the messages: critical audiences are due from the alert
+    with hooks.served.app.workflow.incidents._uow(read_only=True) as uow:
+        planned = {n.audience.value: n for n in uow.notifications.list_for(incident.id)}
+    assert {"security_team", "legal_team", "communications_team"} <= set(planned)
+    assert planned["executive_team"].state.value == "sent"
 
 
 def test_a_resolved_alert_is_announced_but_does_not_resolve(
