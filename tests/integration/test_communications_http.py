@@ -307,3 +307,29 @@ def test_status_lists_every_deadline_and_legal_clock(
     status = json.dumps(comms.slack.command("status", channel_id=channel, user_id="U0COMMS").json())
     for words in ("Executive team", "sent, met", "Affected users", "pending", "GDPR Art. 33(1)"):
         assert words in status, words
+
+
+def test_snooze_on_the_cadence_reminder_moves_the_next_one_and_replaces_the_message(
+    comms: ServedWarroom, emulator: SlackEmulator, clock: SteppingClock
+) -> None:
+    from bot.domain.reminders import ReminderKind
+
+    incident_id, channel = declare(comms, emulator, "declare high Bot shows other users' chats")
+    clock.offset = timedelta(hours=1, minutes=1)
+    comms.app.communications.sweep()
+    [reminder] = [
+        m for m in emulator.state.messages(channel) if "status update is due" in m["text"]
+    ]
+    value = button(reminder, ActionId.CADENCE_SNOOZE_LONG)
+    comms.slack.click(
+        action_id=ActionId.CADENCE_SNOOZE_LONG, value=value, channel_id=channel, user_id="U0COMMS"
+    )
+    comms.wait_for(lambda: any("Snoozed by" in r for r in replies(emulator)))
+    replaced = [
+        c.params for c in emulator.calls("response_url") if "Snoozed by" in json.dumps(c.params)
+    ]
+    assert replaced[-1].get("replace_original") in (True, "true")
+    with UnitOfWorkFactory(comms.app.engine)(read_only=True) as uow:
+        [next_one] = uow.reminders.pending(incident_id, ReminderKind.CADENCE)
+    expected = datetime.now(UTC) + clock.offset + timedelta(minutes=60)
+    assert abs((next_one.due_at - expected).total_seconds()) < 30
