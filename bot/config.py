@@ -303,6 +303,34 @@ class Regulatory(_Strict):
         )
 
 
+class Rca(_Strict):
+    """Thresholds of the root-cause analyses (the seed's values by default).
+
+    `drift_threshold`: a drift (PSI) score above it is a `model_drift` finding (high).
+    `adversarial_threshold`: an adversarial score above it is an `adversarial_attack` finding
+    (critical). `stale_training_days`: training older than this is `stale_training_data`
+    (medium). `change_window`: deploys and config changes this long before the first alert
+    are suspects. `similar_prompts` / `few_principals`: that many near-identical prompts from
+    at most that many users or keys is a campaign. `precision_burst`: high-precision queries
+    from one key in the incident's alerts that count as an extraction burst.
+    """
+
+    drift_threshold: float = Field(default=0.15, gt=0)
+    adversarial_threshold: float = Field(default=0.7, gt=0, le=1)
+    stale_training_days: int = Field(default=90, gt=0)
+    change_window: Duration = timedelta(hours=2)
+    similar_prompts: int = Field(default=20, gt=1)
+    few_principals: int = Field(default=3, gt=0)
+    precision_burst: int = Field(default=100, gt=0)
+
+
+class Postmortem(_Strict):
+    """Where the lessons-learned document goes: a canvas in the war room when the workspace
+    has canvases, else a Markdown file (`auto`); or always one of them."""
+
+    publish: Literal["auto", "canvas", "file"] = "auto"
+
+
 class WarroomConfig(_Strict):
     """The whole configuration file; every key is optional."""
 
@@ -318,6 +346,8 @@ class WarroomConfig(_Strict):
     notifications: Notifications = Field(default_factory=Notifications)
     cadence: Cadence = Field(default_factory=Cadence)
     regulatory: Regulatory = Field(default_factory=Regulatory)
+    rca: Rca = Field(default_factory=Rca)
+    postmortem: Postmortem = Field(default_factory=Postmortem)
     templates_dir: Path | None = None
 
     @field_validator("channel_prefix")

@@ -92,9 +92,10 @@ def register(app: App, workflow: IncidentWorkflow) -> None:
 
     def has_follow_up(command: dict[str, Any]) -> bool:
         try:
-            return isinstance(parse_command(command.get("text", "")), _WITH_FOLLOW_UP)
+            parsed = parse_command(command.get("text", ""))
         except UserError:
             return False
+        return isinstance(parsed, _WITH_FOLLOW_UP) or workflow.answers(parsed)
 
     # Reads (help, list, status) and usage errors are answered in the ack alone; only commands
     # with Slack work to do pay for a lazy listener.
@@ -104,7 +105,7 @@ def register(app: App, workflow: IncidentWorkflow) -> None:
 
 def _answer(
     parsed: IncidentCommand, command: dict[str, Any], workflow: IncidentWorkflow
-) -> tuple[dict[str, Any], FollowUp | None]:
+) -> tuple[dict[str, Any], FollowUp | object | None]:
     """Inside Slack's 3 seconds: read, or store the change (in arrival order), and reply."""
     channel_id, user_id = command.get("channel_id", ""), command["user_id"]
     match parsed:
@@ -150,3 +151,6 @@ def _answer(
                 ai_act_case=case,
                 actor_id=user_id,
             )
+        case _:
+            # Capabilities that registered their own sub-commands (rca, recover, postmortem…).
+            return workflow.answer(parsed, command)

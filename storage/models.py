@@ -378,3 +378,153 @@ class ContainmentDecisionRow(Base):
     user_id: Mapped[str] = mapped_column(String(32))
     decision: Mapped[str] = mapped_column(String(16))
     decided_at: Mapped[datetime]
+
+
+class RcaAnalysisRow(Base):
+    """One root-cause analysis: the facts given, the findings, the causal chain; responders
+    confirm or correct it, and the newest confirmed version is what the postmortem uses."""
+
+    __tablename__ = "rca_analyses"
+    __table_args__ = (UniqueConstraint("incident_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    facts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    chain: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    confirmed_by: Mapped[str | None] = mapped_column(String(32))
+    confirmed_at: Mapped[datetime | None]
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+
+
+class RuleProposalRow(Base):
+    """A detection or classification change learned from an incident: proposed, then applied
+    (taking effect without a restart) or dismissed."""
+
+    __tablename__ = "rule_proposals"
+    __table_args__ = (UniqueConstraint("incident_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    rationale: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime]
+    decided_by: Mapped[str | None] = mapped_column(String(32))
+    decided_at: Mapped[datetime | None]
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+
+
+class RecoveryPlanRow(Base):
+    """The recovery of an incident's systems: restore, validate, restore capability in stages."""
+
+    __tablename__ = "recovery_plans"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    state: Mapped[str] = mapped_column(String(16))
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+
+
+class RecoveryStepRow(Base):
+    """One step of a recovery plan, in order; a step runs only after the one before passed."""
+
+    __tablename__ = "recovery_steps"
+    __table_args__ = (UniqueConstraint("plan_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("recovery_plans.id", ondelete="CASCADE"))
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    system: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(Text)
+    stage_percent: Mapped[int | None] = mapped_column(Integer)
+    spec: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(16))
+    # Sent as Idempotency-Key when the step calls an endpoint: one step, one call.
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    approved_by: Mapped[str | None] = mapped_column(String(32))
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime]
+
+
+class MonitoringWindowRow(Base):
+    """Enhanced monitoring after resolution: tighter thresholds for the affected models and
+    a prompt to re-open if a related alert fires before it ends."""
+
+    __tablename__ = "monitoring_windows"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), unique=True
+    )
+    started_at: Mapped[datetime]
+    ends_at: Mapped[datetime] = mapped_column(index=True)
+    models: Mapped[list[str]] = mapped_column(default=list)
+    reopen_prompted_at: Mapped[datetime | None]
+
+
+class PostmortemRow(Base):
+    """One build of the lessons-learned document; rebuilding makes a new version."""
+
+    __tablename__ = "postmortems"
+    __table_args__ = (UniqueConstraint("incident_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    markdown: Mapped[str] = mapped_column(Text)
+    figures: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    built_by: Mapped[str] = mapped_column(String(32))
+    built_at: Mapped[datetime]
+    published_via: Mapped[str | None] = mapped_column(String(24))
+    canvas_id: Mapped[str | None] = mapped_column(String(32))
+    file_id: Mapped[str | None] = mapped_column(String(32))
+    permalink: Mapped[str | None] = mapped_column(Text)
+
+
+class MessageMarkRow(Base):
+    """A 📌 or ✅ reaction on a war-room message, captured as it happens."""
+
+    __tablename__ = "message_marks"
+    __table_args__ = (UniqueConstraint("channel_id", "message_ts", "reaction", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), index=True
+    )
+    channel_id: Mapped[str] = mapped_column(String(32))
+    message_ts: Mapped[str] = mapped_column(String(32))
+    reaction: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(32))
+    marked_at: Mapped[datetime]
+
+
+class LessonRow(Base):
+    """One responder's answers to what went well, what went badly and where we got lucky."""
+
+    __tablename__ = "lessons"
+    __table_args__ = (UniqueConstraint("incident_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(32))
+    went_well: Mapped[str] = mapped_column(Text, default="")
+    went_badly: Mapped[str] = mapped_column(Text, default="")
+    got_lucky: Mapped[str] = mapped_column(Text, default="")
+    submitted_at: Mapped[datetime]

@@ -30,6 +30,10 @@ USAGE = {
     "contain": "/incident contain [target <action> <model-or-system>]",
     "update": "/incident update <what changed…>",
     "flag": "/incident flag <personal-data|public|ai-act [serious|death|widespread]>",
+    "rca": "/incident rca",
+    "recover": "/incident recover",
+    "postmortem": "/incident postmortem",
+    "rules": "/incident rules",
     "help": "/incident help",
 }
 
@@ -110,6 +114,26 @@ class SetFlag:
     ai_act_case: AiActCase | None = None
 
 
+@dataclass(frozen=True)
+class RunRca:
+    """`/incident rca` in a war room: the facts form, then the causal chain."""
+
+
+@dataclass(frozen=True)
+class StartRecovery:
+    """`/incident recover` in a war room: the recovery plan and its validation."""
+
+
+@dataclass(frozen=True)
+class BuildPostmortem:
+    """`/incident postmortem` in a war room: the lessons-learned document."""
+
+
+@dataclass(frozen=True)
+class ShowRules:
+    """`/incident rules`: detection and classification rules in force, lessons included."""
+
+
 IncidentCommand = (
     ShowHelp
     | OpenDeclareModal
@@ -123,6 +147,10 @@ IncidentCommand = (
     | SetContainmentTarget
     | PostUpdate
     | SetFlag
+    | RunRca
+    | StartRecovery
+    | BuildPostmortem
+    | ShowRules
 )
 
 
@@ -162,6 +190,14 @@ def parse_command(text: str) -> IncidentCommand:
         return PostUpdate(text=body)
     if verb == "flag":
         return _parse_flag(args)
+    if verb == "rca":
+        return _no_arguments(verb, args, RunRca())
+    if verb == "recover":
+        return _no_arguments(verb, args, StartRecovery())
+    if verb == "postmortem":
+        return _no_arguments(verb, args, BuildPostmortem())
+    if verb == "rules":
+        return _no_arguments(verb, args, ShowRules())
     raise UsageError(f"`{verb}` is not an `/incident` command.", usage="\n".join(USAGE.values()))
 
 

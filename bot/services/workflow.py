@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot.domain.containment import ContainmentAction
@@ -90,6 +91,8 @@ FollowUp = (
     | RefreshReport
 )
 
+CommandAnswer = Callable[[Any, dict[str, Any]], tuple[dict[str, Any], Any]]
+
 # Slack allows 50 blocks a message: a heading, 40 incidents and an "and N more" line.
 LIST_LIMIT = 40
 
@@ -102,6 +105,30 @@ class IncidentWorkflow:
     slack: SlackGateway
     containment: ContainmentFlow
     communications: Communications
+    # Capabilities register their own follow-ups and sub-commands (see `extend`), so each
+    # lives in its own modules instead of growing this one.
+    _follow_ups: dict[type, Callable[[Any], None]] = field(default_factory=dict)
+    _commands: dict[type, CommandAnswer] = field(default_factory=dict)
+
+    def extend_follow_up(self, kind: type, run: Callable[[Any], None]) -> None:
+        """Run `run(work)` for follow-ups of this type."""
+        self._follow_ups[kind] = run
+
+    def extend_command(self, kind: type, answer: CommandAnswer) -> None:
+        """Answer parsed sub-commands of this type: `answer(parsed, slash_command)` returns the
+        ack reply and an optional follow-up, inside Slack's 3 seconds."""
+        self._commands[kind] = answer
+
+    def answers(self, parsed: object) -> bool:
+        return type(parsed) in self._commands
+
+    def answer(
+        self, parsed: object, command: dict[str, Any]
+    ) -> tuple[dict[str, Any], object | None]:
+        answer = self._commands.get(type(parsed))
+        if answer is None:
+            raise UserError("That command is not available in this warroom.")
+        return answer(parsed, command)
 
     def declare(self, declaration: Declaration) -> DeclarationResult:
         """Store the incident (once per request); the war room opens after the ack."""
@@ -172,7 +199,7 @@ class IncidentWorkflow:
         self.containment.auto_propose(incident_id)
         self.communications.after_change(incident_id)
 
-    def follow_up(self, work: FollowUp) -> None:
+    def follow_up(self, work: FollowUp | object) -> None:
         """The Slack side of a change already stored: runs after Slack's 3-second ack."""
         match work:
             case OpenDeclareForm(trigger_id=trigger_id, origin_channel_id=origin):
@@ -246,6 +273,8 @@ class IncidentWorkflow:
                 self.communications.notifications.refresh(notification_id)
             case RefreshReport(clock_id=clock_id):
                 self.communications.regulatory.refresh_report(clock_id)
+            case _ if type(work) in self._follow_ups:
+                self._follow_ups[type(work)](work)
             case StateChange(incident=incident, actor_id=actor_id):
                 self.war_rooms.refresh_card(incident.id)
                 self.war_rooms.post_notice(
