@@ -1,17 +1,20 @@
 """`warroom demo`: a scripted incident, offline, through the real HTTP endpoints.
 
 The bot runs against the bundled Slack emulator on an embedded SQLite file; every step is a
-correctly signed Slack request. Later capabilities add steps to `demo_script()`.
+correctly signed Slack request. Deadlines are not waited for: the bot's clock (and the
+emulator's) is the demo's, which a step moves forward before running the deadline sweep.
+Later capabilities add steps to `demo_script()`.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +22,15 @@ import httpx
 
 from bot.app import Warroom, create_app
 from bot.config import WarroomConfig, parse_config
+from bot.domain.notifications import NotificationRecord, NotificationState
+from bot.domain.reminders import ReminderKind
+from bot.domain.vocabulary import Audience, NotificationTier
 from bot.emulator.gateway import ModelGateway
 from bot.emulator.server import SlackEmulator
 from bot.emulator.signed_requests import SlackSender, declare_form_values
-from bot.emulator.state import GENERAL_CHANNEL_ID
-from bot.emulator.transcript import write_transcript
-from bot.ids import ActionId
+from bot.emulator.state import GENERAL_CHANNEL_ID, WorkspaceState
+from bot.emulator.transcript import render_blocks, write_transcript
+from bot.ids import ActionId, BlockId, CallbackId
 from bot.server import BackgroundServer
 from bot.settings import Settings
 from storage.db import build_engine, upgrade
@@ -40,6 +46,41 @@ PEOPLE = {
     "U0DEMOLEGAL": "Elena Rossi (legal advisor)",
 }
 
+# The channel each audience's messages go to. Affected users, customer support leads, the PR
+# team and the regulator are outside the war room's trust: what they get is redacted.
+AUDIENCE_CHANNELS = {
+    Audience.EXECUTIVE_TEAM: "exec-incidents",
+    Audience.SECURITY_TEAM: "security-team",
+    Audience.LEGAL_TEAM: "legal-team",
+    Audience.COMMUNICATIONS_TEAM: "communications-team",
+    Audience.DATA_PROTECTION_OFFICER: "data-protection-officer",
+    Audience.PR_TEAM: "pr-team",
+    Audience.AFFECTED_USERS: "affected-users",
+    Audience.CUSTOMER_SUPPORT_LEADS: "customer-support-leads",
+    Audience.TECHNICAL_TEAM: "technical-team",
+    Audience.REGULATORY_BODY: "regulatory-body",
+}
+DEMO_CONTACT = "Data protection office, privacy@example.com"
+
+
+class DemoClock:
+    """warroom's clock and the emulator's: real time plus however far the demo has jumped, so
+    deadlines 15 minutes to 24 hours away come due in a second (and Slack's timestamps in
+    the transcript agree with what warroom says)."""
+
+    def __init__(self) -> None:
+        self._offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._offset
+
+    def timestamp(self) -> float:
+        return time.time() + self._offset.total_seconds()
+
+    def move_to(self, moment: datetime) -> None:
+        """Jump forward to `moment`; never back (Slack timestamps only grow)."""
+        self._offset = max(self._offset, moment - datetime.now(UTC))
+
 
 @dataclass
 class DemoContext:
@@ -53,6 +94,8 @@ class DemoContext:
     webhook_token: str = ""
     log: list[dict[str, Any]] = field(default_factory=list)
     war_room: str = ""
+    clock: DemoClock = field(default_factory=DemoClock)
+    incident_id: int = 0  # incident #1's database id
 
     def webhook(self, step: str, route: str, body: Any) -> httpx.Response:
         """POST to a /webhooks route as a monitor would, with the bearer token."""
@@ -85,10 +128,63 @@ class DemoContext:
         if response.status_code not in accept:
             raise RuntimeError(f"demo: {step} answered HTTP {response.status_code}: {body}")
 
-    def command(self, step: str, text: str, *, user: str, channel: str) -> httpx.Response:
+    def command(
+        self, step: str, text: str, *, user: str, channel: str, full: bool = False
+    ) -> httpx.Response:
+        """A signed `/incident` command; `full` keeps the whole reply (its blocks) for
+        replies.md, not only its one-line text."""
         response = self.slack.command(text, user_id=user, channel_id=channel)
         self.record(step, f"/incident {text}", response)
+        if full:
+            self.log[-1]["full"] = True
         return response
+
+    def click(
+        self,
+        step: str,
+        label: str,
+        *,
+        action_id: str,
+        value: str,
+        user: str,
+        message_ts: str | None = None,
+    ) -> httpx.Response:
+        """A signed button click in the war room. With `message_ts`, what warroom answers
+        through the response_url (replacing the message clicked) lands in the transcript."""
+        previous = self.slack.response_url
+        if message_ts is not None:
+            self.slack.response_url = self.emulator.response_url(
+                f"click-{message_ts}", channel=self.war_room, user=user, message_ts=message_ts
+            )
+        try:
+            if message_ts is None:
+                response = self.slack.click(
+                    action_id=action_id, value=value, channel_id=self.war_room, user_id=user
+                )
+            else:
+                response = self.slack.click(
+                    action_id=action_id,
+                    value=value,
+                    channel_id=self.war_room,
+                    user_id=user,
+                    message_ts=message_ts,
+                )
+        finally:
+            self.slack.response_url = previous
+        self.record(step, f"button: {label}", response)
+        return response
+
+    def note(self, step: str, what: str, lines: list[str]) -> None:
+        """Something no one typed (the demo moving the clock): for replies.md."""
+        self.log.append({"step": step, "note": what, "lines": lines})
+
+    def war_room_messages(self) -> list[dict[str, Any]]:
+        return self.emulator.state.messages(self.war_room)
+
+    def notifications(self) -> list[NotificationRecord]:
+        """Incident #1's planned audience messages, as stored."""
+        with self.app.communications.uow(read_only=True) as uow:
+            return uow.notifications.list_for(self.incident_id)
 
     def card_calls(self) -> int:
         return len([c for c in self.emulator.calls("chat.update") if c.status == 200])
@@ -109,6 +205,7 @@ def _declare(ctx: DemoContext) -> None:
     incident = ctx.app.workflow.incidents.list_open()[0]
     assert incident.channel_id is not None
     ctx.war_room = incident.channel_id
+    ctx.incident_id = incident.id
 
 
 def _war_room_opened(ctx: DemoContext, number: int) -> Callable[[], bool]:
@@ -123,7 +220,11 @@ def _war_room_opened(ctx: DemoContext, number: int) -> Callable[[], bool]:
 
 def _status(ctx: DemoContext) -> None:
     ctx.command(
-        "The commander asks for the status", "status", user="U0DEMOIC", channel=ctx.war_room
+        "The commander asks for the status",
+        "status",
+        user="U0DEMOIC",
+        channel=ctx.war_room,
+        full=True,
     )
 
 
@@ -348,6 +449,264 @@ def _containment_approved(ctx: DemoContext) -> None:
     )
 
 
+# -- stakeholder communications on incident #1 ----------------------------------------------
+
+
+def _draft(ctx: DemoContext, audience: Audience) -> dict[str, Any] | None:
+    """The war-room draft of incident #1's message to one audience, if posted yet."""
+    heading = f"for the {audience.label} (incident #1)"
+    for message in ctx.war_room_messages():
+        if message["text"].startswith("Draft") and heading in message["text"]:
+            return message
+    return None
+
+
+def _draft_posted(ctx: DemoContext, audience: Audience) -> Callable[[], bool]:
+    return lambda: _draft(ctx, audience) is not None
+
+
+def _draft_button(ctx: DemoContext, audience: Audience, action_id: str) -> str:
+    ctx.wait_until(_draft_posted(ctx, audience), f"the {audience.label}'s draft")
+    draft = _draft(ctx, audience)
+    assert draft is not None
+    for block in draft["blocks"]:
+        for element in block.get("elements", []) if block["type"] == "actions" else []:
+            if element.get("action_id") == action_id:
+                return str(element["value"])
+    raise RuntimeError(f"demo: no {action_id} button on the {audience.label}'s draft")
+
+
+def _draft_says(ctx: DemoContext, audience: Audience, words: str) -> Callable[[], bool]:
+    return lambda: words in json.dumps(_draft(ctx, audience) or {})
+
+
+def _send_draft_now(ctx: DemoContext) -> None:
+    audience = Audience.SECURITY_TEAM
+    ctx.click(
+        "The communications lead sends the security team's draft now (see #security-team)",
+        "Send now (Security team draft)",
+        action_id=ActionId.NOTIFY_SEND_NOW,
+        value=_draft_button(ctx, audience, ActionId.NOTIFY_SEND_NOW),
+        user="U0DEMOCOMMS",
+    )
+    ctx.wait_until(_draft_says(ctx, audience, "Sent "), "the security team's draft to show it sent")
+
+
+def _skip_draft(ctx: DemoContext) -> None:
+    audience = Audience.COMMUNICATIONS_TEAM
+    opened = len(ctx.emulator.state.views())
+    ctx.click(
+        "The communications lead skips the communications team's draft; a form asks why",
+        "Skip (Communications team draft)",
+        action_id=ActionId.NOTIFY_SKIP,
+        value=_draft_button(ctx, audience, ActionId.NOTIFY_SKIP),
+        user="U0DEMOCOMMS",
+    )
+    ctx.wait_until(lambda: len(ctx.emulator.state.views()) > opened, "the skip form")
+    view = ctx.emulator.state.views()[-1]
+    assert view["callback_id"] == CallbackId.NOTIFY_SKIP_MODAL
+    reason = (
+        "The communications team is already in this war room with me; "
+        "a separate brief would only repeat it."
+    )
+    values = {
+        BlockId.NOTIFY_SKIP_REASON.value: {
+            ActionId.NOTIFY_SKIP_REASON.value: {"type": "plain_text_input", "value": reason}
+        }
+    }
+    response = ctx.slack.submit_view(view, values, user_id="U0DEMOCOMMS", view_id=view["id"])
+    ctx.record(
+        "The skip form is submitted with the reason",
+        "view_submission: notification_skip_modal",
+        response,
+    )
+    ctx.wait_until(_draft_says(ctx, audience, "Skipped by"), "the draft to show it skipped")
+
+
+def _report_message(ctx: DemoContext) -> dict[str, Any] | None:
+    """The draft GDPR report the flag puts in incident #1's war room, if posted yet."""
+    for message in ctx.war_room_messages():
+        if message["text"].startswith("GDPR personal data breach notification for incident #1"):
+            return message
+    return None
+
+
+def _flag_personal_data(ctx: DemoContext) -> None:
+    ctx.command(
+        "The security analyst finds customer data in the injected replies: the GDPR clock starts",
+        "flag personal-data",
+        user="U0DEMOSEC",
+        channel=ctx.war_room,
+    )
+    ctx.wait_until(lambda: _report_message(ctx), "the GDPR clock's draft report")
+    for audience in (
+        Audience.DATA_PROTECTION_OFFICER,
+        Audience.AFFECTED_USERS,
+        Audience.REGULATORY_BODY,
+    ):
+        ctx.wait_until(_draft_posted(ctx, audience), f"the {audience.label}'s draft")
+
+
+def _jump(ctx: DemoContext, step: str, moment: datetime, what: str) -> None:
+    """Move warroom's clock to `moment` and run its deadline sweep, as the 15-second
+    background job would; note what it sent and which reminders it gave."""
+    before = {n.id: n.state for n in ctx.notifications()}
+    posted = len(ctx.war_room_messages())
+    declared = ctx.app.workflow.incidents.get(ctx.incident_id).declared_at
+    ctx.clock.move_to(moment)
+    ctx.app.communications.sweep()
+    lines = [
+        f"Incident #1's {n.tier.value} message sent to the {n.audience.label} "
+        f"({n.outcome.value if n.outcome else 'no outcome'})"
+        for n in ctx.notifications()
+        if n.state is NotificationState.SENT and before.get(n.id) is not n.state
+    ]
+    lines += [
+        f"Posted in incident #1's war room: {_first_line(m)}"
+        for m in ctx.war_room_messages()[posted:]
+        if not m["text"].startswith("Draft")
+    ]
+    elapsed = moment - declared
+    hours, rest = divmod(int(elapsed.total_seconds()), 3600)
+    since = f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min {rest % 60:02d} s"
+    ctx.note(step, f"{what} ({since} after the declaration, {moment:%Y-%m-%d %H:%M:%S} UTC)", lines)
+
+
+def _first_line(message: dict[str, Any]) -> str:
+    """A message's first line of words, Slack's date tokens shown as their UTC fallback."""
+    blocks = message.get("blocks") or []
+    text = blocks[0].get("text", {}).get("text", "") if blocks else ""
+    text = re.sub(r"<!date\^[^|>]*\|([^>]*)>", r"\1", text or message["text"])
+    return text.split("\n", 1)[0]
+
+
+def _latest_due(ctx: DemoContext, tier: NotificationTier) -> datetime:
+    return max(n.due_at for n in ctx.notifications() if n.tier is tier)
+
+
+def _reminded(ctx: DemoContext) -> None:
+    with ctx.app.communications.uow(read_only=True) as uow:
+        reminders = uow.reminders.pending(ctx.incident_id, ReminderKind.NOTIFICATION)
+    half_way = max(
+        r.due_at for r in reminders if r.data.get("tier") == NotificationTier.IMMEDIATE.value
+    )
+    _jump(
+        ctx,
+        "Half-way to the 15-minute deadline, the communications lead is reminded",
+        half_way + timedelta(seconds=1),
+        "The demo moves the clock half-way to the immediate tier's deadline",
+    )
+
+
+def _immediate_deadline(ctx: DemoContext) -> None:
+    _jump(
+        ctx,
+        "The 15-minute deadline: warroom sends what is still unsent",
+        _latest_due(ctx, NotificationTier.IMMEDIATE) + timedelta(seconds=1),
+        "The demo moves the clock to the immediate tier's deadline",
+    )
+
+
+def _urgent_deadline(ctx: DemoContext) -> None:
+    _jump(
+        ctx,
+        "The 1-hour deadline: affected users and the regulator are told, redacted",
+        _latest_due(ctx, NotificationTier.URGENT) + timedelta(seconds=1),
+        "The demo moves the clock to the urgent tier's deadline",
+    )
+    ctx.wait_until(lambda: _cadence_reminder(ctx), "the status-update reminder")
+
+
+def _cadence_reminder(ctx: DemoContext) -> dict[str, Any] | None:
+    reminders = [m for m in ctx.war_room_messages() if "status update is due" in m["text"]]
+    return reminders[-1] if reminders else None
+
+
+STATUS_UPDATE = (
+    "The support assistant stays shut down. A customer, jane.doe@example.com, reported "
+    "replies that quoted other customers' email addresses; our security analyst has found 37 "
+    "affected conversations and is checking for more. Next update within the hour."
+)
+
+
+def _status_update(ctx: DemoContext) -> None:
+    ctx.command(
+        "The communications lead answers the reminder with a status update "
+        "(see #security-team, and #affected-users for the redacted copy)",
+        f"update {STATUS_UPDATE}",
+        user="U0DEMOCOMMS",
+        channel=ctx.war_room,
+    )
+    ctx.wait_until(
+        lambda: any("Status update from" in m["text"] for m in ctx.war_room_messages()),
+        "the update's fan-out",
+    )
+
+
+def _standard_deadline(ctx: DemoContext) -> None:
+    _jump(
+        ctx,
+        "The 24-hour deadline: the technical team gets its brief",
+        _latest_due(ctx, NotificationTier.STANDARD) + timedelta(seconds=1),
+        "The demo moves the clock to the standard tier's deadline",
+    )
+
+
+def _dismiss_cadence(ctx: DemoContext) -> None:
+    reminder = _cadence_reminder(ctx)
+    assert reminder is not None
+    dismiss = next(
+        element
+        for block in reminder["blocks"]
+        if block["type"] == "actions"
+        for element in block["elements"]
+        if element["action_id"] == ActionId.CADENCE_DISMISS
+    )
+    ctx.click(
+        "The communications lead dismisses the status-update reminder",
+        "Dismiss (status update reminder)",
+        action_id=ActionId.CADENCE_DISMISS,
+        value=str(dismiss["value"]),
+        user="U0DEMOCOMMS",
+        message_ts=reminder["ts"],
+    )
+    ctx.wait_until(
+        lambda: "Dismissed by" in json.dumps(_cadence_reminder(ctx)), "the reminder dismissed"
+    )
+
+
+def _deadlines(ctx: DemoContext) -> None:
+    ctx.command(
+        "The commander checks every deadline",
+        "status",
+        user="U0DEMOIC",
+        channel=ctx.war_room,
+        full=True,
+    )
+
+
+def _gdpr_submitted(ctx: DemoContext) -> None:
+    report = _report_message(ctx)
+    assert report is not None
+    button = next(
+        element
+        for block in report["blocks"]
+        if block["type"] == "actions"
+        for element in block["elements"]
+        if element["action_id"] == ActionId.REGULATORY_MARK_SUBMITTED
+    )
+    ctx.click(
+        "The legal advisor files the GDPR notification and marks it submitted",
+        "Mark submitted (GDPR report)",
+        action_id=ActionId.REGULATORY_MARK_SUBMITTED,
+        value=str(button["value"]),
+        user="U0DEMOLEGAL",
+    )
+    ctx.wait_until(
+        lambda: "Submitted by" in json.dumps(_report_message(ctx)), "the report marked submitted"
+    )
+
+
 def demo_script() -> list[DemoStep]:
     """The steps in order; each capability appends its own."""
     return [
@@ -360,6 +719,17 @@ def demo_script() -> list[DemoStep]:
         ("misuse", _misuse),
         ("containment-refused", _containment_refused),
         ("containment-approved", _containment_approved),
+        ("draft-send-now", _send_draft_now),
+        ("draft-skip", _skip_draft),
+        ("flag-personal-data", _flag_personal_data),
+        ("reminder-half-way", _reminded),
+        ("deadline-15-min", _immediate_deadline),
+        ("deadline-1-h", _urgent_deadline),
+        ("status-update", _status_update),
+        ("deadline-24-h", _standard_deadline),
+        ("cadence-dismiss", _dismiss_cadence),
+        ("deadlines", _deadlines),
+        ("gdpr-submitted", _gdpr_submitted),
         ("resolve", _resolve),
         ("alert", _alert_declares),
         ("alert-repeat", _alert_repeats),
@@ -386,7 +756,12 @@ def demo_config(emulator: SlackEmulator, gateway_url: str) -> tuple[WarroomConfi
                 "communications_lead": ["U0DEMOCOMMS"],
                 "legal_advisor": ["U0DEMOLEGAL"],
             },
-            "audiences": {"executive_team": [state.add_channel("exec-incidents")]},
+            "audiences": {
+                audience.value: [state.add_channel(name)]
+                for audience, name in AUDIENCE_CHANNELS.items()
+            },
+            "notifications": {"channel_pace": 0},
+            "regulatory": {"contact": DEMO_CONTACT},
             "containment": {
                 "actions": {
                     kind: {"url": f"{gateway_url}/models/{{model}}/{kind.replace('_', '-')}"}
@@ -403,7 +778,11 @@ def run_demo(*, out: Path | None = None, quiet: bool = False) -> int:
     folder = out or Path(f"warroom-demo-{datetime.now(UTC):%Y%m%d-%H%M%S}")
     folder.mkdir(parents=True, exist_ok=True)
     secret, webhook_token = secrets.token_hex(16), secrets.token_hex(16)
-    with SlackEmulator() as emulator, ModelGateway() as gateway:
+    clock = DemoClock()
+    with (
+        SlackEmulator(state=WorkspaceState(clock.timestamp)) as emulator,
+        ModelGateway() as gateway,
+    ):
         config, general = demo_config(emulator, gateway.url)
         settings = Settings(
             slack_bot_token="xoxb-demo",
@@ -414,7 +793,7 @@ def run_demo(*, out: Path | None = None, quiet: bool = False) -> int:
         )
         engine = build_engine(settings.database_url)
         upgrade(engine)
-        app = create_app(settings, config, engine=engine)
+        app = create_app(settings, config, engine=engine, clock=clock)
         server = BackgroundServer(app.asgi).start()
         sender = SlackSender(server.url, response_url=emulator.response_url("demo"), secret=secret)
         ctx = DemoContext(
@@ -424,6 +803,7 @@ def run_demo(*, out: Path | None = None, quiet: bool = False) -> int:
             general_channel=general,
             webhook_token=webhook_token,
             gateway=gateway,
+            clock=clock,
         )
         try:
             for name, step in demo_script():
@@ -437,6 +817,10 @@ def run_demo(*, out: Path | None = None, quiet: bool = False) -> int:
             app.close()
         write_transcript(emulator, folder)
         _write_replies(ctx.log, folder / "replies.md")
+        refused = emulator.validation_failures()
+    if refused:
+        problems = "; ".join(f"{f.method}: {', '.join(f.problems)}" for f in refused)
+        raise RuntimeError(f"demo: Slack would refuse {len(refused)} message(s): {problems}")
     if not quiet:
         print(f"demo finished: transcript in {folder.resolve()}")
     return 0
@@ -446,6 +830,15 @@ def _write_replies(log: list[dict[str, Any]], path: Path) -> None:
     """What each person typed and the reply only they saw."""
     lines = ["# What each responder typed and saw", ""]
     for entry in log:
+        if "note" in entry:
+            lines += [
+                f"## {entry['step']}",
+                f"_{entry['note']}; warroom's deadline sweep runs._",
+                "",
+            ]
+            lines += [f"> {line}" for line in entry["lines"]] or ["> (nothing came due)"]
+            lines.append("")
+            continue
         reply = entry["reply"]
         text = reply.get("text", "") if isinstance(reply, dict) else str(reply)
         if isinstance(reply, dict) and reply.get("response_action") == "update":
@@ -464,4 +857,8 @@ def _write_replies(log: list[dict[str, Any]], path: Path) -> None:
             f"> {text}" if text else "> (acknowledged; the answer follows in Slack)",
             "",
         ]
+        if entry.get("full") and isinstance(reply, dict):
+            for block_line in render_blocks(reply.get("blocks")):
+                lines += [f"> {line}".rstrip() for line in block_line.split("\n")]
+            lines.append("")
     path.write_text("\n".join(lines), encoding="utf-8")

@@ -22,7 +22,8 @@ def escape_mrkdwn(text: Any) -> str:
     return str(text).translate(_MRKDWN_ESCAPES)
 
 
-_ESCAPED_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]+)&gt;")
+# `<@U123>` or, as slash-command text carries it, `<@U123|name>`: both notify the same person.
+_ESCAPED_MENTION = re.compile(r"&lt;@([UW][A-Z0-9]+)(?:\|[^&<>]*)?&gt;")
 
 
 def escape_mrkdwn_keep_mentions(text: Any) -> str:

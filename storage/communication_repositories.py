@@ -420,6 +420,20 @@ class ReminderRepository:
         )
         return [_reminder(row) for row in rows]
 
+    def last_given(self, incident_id: int, kind: ReminderKind) -> Reminder | None:
+        """The reminder of this kind given most recently, if any."""
+        row = self._session.scalar(
+            select(ReminderRow)
+            .where(
+                ReminderRow.incident_id == incident_id,
+                ReminderRow.kind == kind.value,
+                ReminderRow.state == ReminderState.DONE.value,
+            )
+            .order_by(ReminderRow.done_at.desc(), ReminderRow.id.desc())
+            .limit(1)
+        )
+        return _reminder(row) if row else None
+
     def pending(self, incident_id: int, kind: ReminderKind) -> list[Reminder]:
         rows = self._session.scalars(
             select(ReminderRow)

@@ -55,7 +55,7 @@ def notification_reminder(
     at = planned_at + (due_at - planned_at) * fraction
     return PlannedReminder(
         kind=ReminderKind.NOTIFICATION,
-        key=f"notify:{tier.value}:{due_at.strftime('%Y%m%dT%H%M%S')}",
+        key=f"notify:{tier.value}:{due_at.strftime('%Y%m%dT%H%M%S.%f')}",
         due_at=at,
         data={"tier": tier.value, "due_at": due_at.isoformat()},
     )

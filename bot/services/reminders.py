@@ -222,6 +222,21 @@ class ReminderService:
                 uow, reminder, incident, outcome="dismissed", actor_id=user_id
             )
 
+    def close_cadence_reminder(self, incident_id: int, *, actor_id: str) -> None:
+        """After an update: the last status-update reminder says so and loses its buttons
+        (snoozing it now would undo the cadence the update just restarted)."""
+        with self._uow(read_only=True) as uow:
+            reminder = uow.reminders.last_given(incident_id, ReminderKind.CADENCE)
+            incident = uow.incidents.get(incident_id)
+            if reminder is None or incident is None:
+                return
+            sent = uow.outbound.sent(incident_id, f"reminder:{reminder.id}")
+            message = self.cadence_message(
+                uow, reminder, incident, outcome="updated", actor_id=actor_id
+            )
+        if sent and sent["channel_id"] and sent["ts"]:
+            self._slack.update(sent["channel_id"], sent["ts"], message)
+
     def _cadence(self, uow: UnitOfWork, reminder_id: int) -> tuple[Reminder, Incident]:
         reminder = uow.reminders.get(reminder_id)
         if reminder is None or reminder.kind is not ReminderKind.CADENCE:

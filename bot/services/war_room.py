@@ -245,6 +245,12 @@ class WarRoomService:
                 now=now,
             )
             uow.commit()
+        if incident.card_ts is not None:
+            # The card lists the deadlines: show this one as sent.
+            try:
+                self.refresh_card(incident.id)
+            except ExternalServiceError as error:
+                log.warning("card of incident #%d not refreshed: %s", incident.number, error)
         return settled
 
     # -- keeping up ----------------------------------------------------------------------

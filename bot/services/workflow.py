@@ -247,6 +247,9 @@ class IncidentWorkflow:
                 self.communications.after_change(incident.id)
             case StatusUpdate():
                 fan_out = self.communications.updates.fan_out(work)
+                self.communications.reminders.close_cadence_reminder(
+                    work.incident.id, actor_id=work.author_id
+                )
                 self.war_rooms.post_notice(
                     work.incident,
                     {

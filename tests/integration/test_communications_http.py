@@ -238,6 +238,14 @@ def test_update_fans_out_to_every_audience_told_and_resets_the_cadence(
 
         [cadence] = uow.reminders.pending(incident_id, ReminderKind.CADENCE)
     assert cadence.due_at > datetime.now(UTC) + clock.offset + timedelta(minutes=29)
+    # the reminder that asked for the update says it came, and offers no more buttons
+    comms.wait_for(
+        lambda: any("posted an update" in json.dumps(m) for m in emulator.state.messages(channel))
+    )
+    [answered] = [
+        m for m in emulator.state.messages(channel) if "posted an update" in json.dumps(m)
+    ]
+    assert not [b for b in answered["blocks"] if b["type"] == "actions"]
     assert emulator.validation_failures() == []
 
 

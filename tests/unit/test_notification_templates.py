@@ -80,7 +80,7 @@ def renderings(renderer: Renderer, record: NotificationRecord, worst: bool) -> d
                 actor_id="U0COMMS",
                 until=NOW,
             )
-            for outcome in (None, "snoozed", "dismissed")
+            for outcome in (None, "snoozed", "dismissed", "updated")
         },
     }
 

@@ -54,7 +54,15 @@ def test_the_notification_reminder_falls_at_the_configured_fraction() -> None:
     )
     assert reminder.kind is ReminderKind.NOTIFICATION
     assert reminder.due_at == T0 + timedelta(minutes=7, seconds=30)
-    assert reminder.key == "notify:immediate:20261126T091500"
+    assert reminder.key == "notify:immediate:20261126T091500.000000"
+    # two batches planned within one second each keep their own reminder
+    later = notification_reminder(
+        tier=NotificationTier.IMMEDIATE,
+        planned_at=T0 + timedelta(milliseconds=300),
+        due_at=T0 + timedelta(minutes=15, milliseconds=300),
+        fraction=0.5,
+    )
+    assert later.key != reminder.key
 
 
 def test_cadence_intervals_come_from_the_configuration_by_severity() -> None:

@@ -289,6 +289,14 @@ def test_user_text_cannot_inject_mentions_or_links(renderer: Renderer) -> None:
     assert card["blocks"][0]["text"]["type"] == "plain_text"
 
 
+def test_mentions_as_slash_commands_carry_them_keep_working() -> None:
+    from bot.rendering import escape_mrkdwn_keep_mentions
+
+    assert escape_mrkdwn_keep_mentions("ask <@U0SEC|priya> & <!channel>") == (
+        "ask <@U0SEC> &amp; &lt;!channel&gt;"
+    )
+
+
 def test_escape_mrkdwn() -> None:
     assert escape_mrkdwn("a < b & c > d") == "a &lt; b &amp; c &gt; d"
 
