@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor as APSThreadPoolExecutor
@@ -23,6 +23,7 @@ from bot.containment_executor import ActionExecutor
 from bot.deadline_timers import DeadlineTimers
 from bot.domain.classification import Classifier
 from bot.pacing import ChannelPacer
+from bot.recovery_runner import RecoveryRunner
 from bot.rendering import Renderer
 from bot.services.alerts import SUMMARY_INTERVAL, AlertService
 from bot.services.anomalies import AnomalyService
@@ -33,6 +34,7 @@ from bot.services.containment_flow import ContainmentFlow
 from bot.services.deadline_planner import DeadlinePlanner
 from bot.services.incidents import IncidentService
 from bot.services.notifications import NotificationService
+from bot.services.recovery import RecoveryService
 from bot.services.regulatory import RegulatoryService
 from bot.services.reminders import ReminderService
 from bot.services.status_updates import StatusUpdateService
@@ -40,7 +42,7 @@ from bot.services.war_room import WarRoomService
 from bot.services.workflow import IncidentWorkflow
 from bot.settings import Settings
 from bot.slack_gateway import SlackGateway, build_web_client
-from handlers import register_slack_listeners
+from handlers import register_slack_listeners, slack_recovery
 from handlers.http_routes import HttpMetrics, build_routes
 from handlers.webhooks import build_webhook_routes
 from storage.db import build_engine, ping
@@ -73,6 +75,8 @@ class Warroom:
     classifier: Classifier
     action_runner: ActionExecutor
     scheduler: BackgroundScheduler
+    # Other connection pools to close with the app (recovery's HTTP client…).
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # Fixed job ids: a restart replaces the jobs rather than adding copies.
@@ -111,6 +115,8 @@ class Warroom:
             self.scheduler.shutdown(wait=False)
         self.executor.shutdown(wait=True)
         self.action_runner.close()
+        for close in self.closers:
+            close()
         self.engine.dispose()
 
 
@@ -200,6 +206,19 @@ def create_app(
         logger=_bolt_logger(),
     )
     register_slack_listeners(bolt, workflow)
+    recovery_runner = RecoveryRunner(config.recovery)
+    slack_recovery.register(
+        bolt,
+        workflow,
+        RecoveryService(
+            uow=uow,
+            slack=slack,
+            renderer=renderer,
+            config=config,
+            clock=clock,
+            runner=recovery_runner,
+        ),
+    )
     metrics = HttpMetrics(CollectorRegistry())
     alerts = AlertService(
         uow=uow,
@@ -239,6 +258,7 @@ def create_app(
         classifier=classifier,
         action_runner=action_runner,
         scheduler=scheduler,
+        closers=[recovery_runner.close],
     )
 
 

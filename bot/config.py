@@ -324,6 +324,79 @@ class Rca(_Strict):
     precision_burst: int = Field(default=100, gt=0)
 
 
+class RecoveryCheck(_Strict):
+    """One validation of a recovered system: an HTTP check (`url`, expected `status`, and
+    optionally a JSON field that must equal a value) or, without a URL, a manual check a
+    person passes or fails with a button."""
+
+    name: str = Field(min_length=1, max_length=120)
+    url: str | None = None
+    method: Literal["GET", "POST", "HEAD"] = "GET"
+    status: int = Field(default=200, ge=100, le=599)
+    json_field: str | None = None  # dotted path, e.g. "checks.guardrails"
+    equals: str | int | float | bool | None = None
+    headers: dict[str, str] = {}
+    timeout: Duration = timedelta(seconds=10)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            ContainmentEndpoint(url=value)  # same placeholder and scheme rules
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _no_secrets(cls, value: dict[str, str]) -> dict[str, str]:
+        ContainmentEndpoint(url="https://example.invalid/", headers=value)
+        return value
+
+    @property
+    def manual(self) -> bool:
+        return self.url is None
+
+
+class RecoverySystem(_Strict):
+    """How one system is recovered: `restore` and `stage` endpoints (without them the step is
+    manual) and the checks that validate it after the restore and after every stage."""
+
+    restore: ContainmentEndpoint | None = None
+    stage: ContainmentEndpoint | None = None
+    checks: list[RecoveryCheck] | None = None
+
+
+class Recovery(_Strict):
+    """Recovery plans, staged restoration, and enhanced monitoring after resolution."""
+
+    stages: list[int] = [10, 50, 100]
+    systems: dict[str, RecoverySystem] = {}
+    default_checks: list[RecoveryCheck] = Field(
+        default_factory=lambda: [
+            RecoveryCheck(name="Spot-check the model's answers against the incident's examples")
+        ]
+    )
+    monitoring_window: Duration = timedelta(hours=48)
+    monitoring_factor: float = Field(default=0.67, gt=0, le=1)
+    checkin_interval: Duration = timedelta(hours=8)
+
+    @field_validator("stages")
+    @classmethod
+    def _rising_to_100(cls, value: list[int]) -> list[int]:
+        if not value or value[-1] != 100:
+            raise ValueError("the last stage must be 100 (full capability)")
+        if any(b <= a for a, b in zip(value, value[1:], strict=False)) or value[0] <= 0:
+            raise ValueError("stages must rise from above 0 to 100, e.g. [10, 50, 100]")
+        return value
+
+    def system(self, name: str) -> RecoverySystem:
+        """The system's configuration; an unconfigured system is recovered by hand."""
+        return self.systems.get(name) or RecoverySystem()
+
+    def checks_for(self, name: str) -> list[RecoveryCheck]:
+        checks = self.system(name).checks
+        return list(self.default_checks if checks is None else checks)
+
+
 class Postmortem(_Strict):
     """Where the lessons-learned document goes: a canvas in the war room when the workspace
     has canvases, else a Markdown file (`auto`); or always one of them."""
@@ -347,6 +420,7 @@ class WarroomConfig(_Strict):
     cadence: Cadence = Field(default_factory=Cadence)
     regulatory: Regulatory = Field(default_factory=Regulatory)
     rca: Rca = Field(default_factory=Rca)
+    recovery: Recovery = Field(default_factory=Recovery)
     postmortem: Postmortem = Field(default_factory=Postmortem)
     templates_dir: Path | None = None
 

@@ -157,6 +157,28 @@ class ActionExecutor:
             return failed.result
 
 
+def call_endpoint(
+    client: httpx.Client,
+    endpoint: ContainmentEndpoint,
+    *,
+    url: str,
+    body: dict[str, str | int | None] | None,
+    idempotency_key: str,
+    environ: Mapping[str, str] = os.environ,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ExecutionResult:
+    """Call a configured endpoint once (with its retries on transient failures), outside any
+    breaker: what recovery steps use, since each is approved and run by hand."""
+    headers, unset = _resolve_headers(endpoint.headers, environ)
+    if unset is not None:
+        return _not_called(f"{unset} is not set")
+    headers["Idempotency-Key"] = idempotency_key
+    try:
+        return _Call(client, endpoint, url, headers, body, sleep).run(trial=False)
+    except _EndpointFailed as failed:
+        return failed.result
+
+
 class _EndpointFailed(Exception):
     """An execution that counts against the breaker (5xx or network failure after retries)."""
 

@@ -33,6 +33,29 @@ class ActionId(StrEnum):
     CADENCE_SNOOZE_LONG = "cadence_snooze_long"
     CADENCE_DISMISS = "cadence_dismiss"
     REGULATORY_MARK_SUBMITTED = "regulatory_mark_submitted"
+    RECOVERY_APPROVE = "recovery_approve"
+    RECOVERY_PASS = "recovery_pass"
+    RECOVERY_FAIL = "recovery_fail"
+    RECOVERY_RETRY = "recovery_retry"
+    RECOVERY_REOPEN = "recovery_reopen"
+    # root-cause analysis (/incident rca) and rule proposals
+    RCA_CONFIRM = "rca_confirm"
+    RCA_CORRECT = "rca_correct"
+    RULE_APPLY = "rule_proposal_apply"
+    RULE_DISMISS = "rule_proposal_dismiss"
+    RCA_MODEL = "rca_model_input"
+    RCA_MODEL_VERSION = "rca_model_version_input"
+    RCA_LAST_TRAINED = "rca_last_trained_input"
+    RCA_TRAINING_DATA = "rca_training_data_input"
+    RCA_CHANGES = "rca_changes_input"
+    RCA_DRIFT_SCORE = "rca_drift_score_input"
+    RCA_ADVERSARIAL_SCORE = "rca_adversarial_score_input"
+    RCA_SUSPECTED_TRIGGER = "rca_suspected_trigger_input"
+    RCA_EXTERNAL_FACTORS = "rca_external_factors_input"
+    RCA_FIX_TRIGGER = "rca_fix_trigger_input"
+    RCA_FIX_PRIMARY = "rca_fix_primary_input"
+    RCA_FIX_TYPE = "rca_fix_type_select"
+    RCA_FIX_FACTORS = "rca_fix_factors_input"
 
 
 class BlockId(StrEnum):
@@ -49,12 +72,32 @@ class BlockId(StrEnum):
     NOTIFY_SKIP_REASON = "notification_skip_reason"
     CADENCE_ACTIONS = "cadence_actions"
     REGULATORY_ACTIONS = "regulatory_actions"
+    RECOVERY_ACTIONS = "recovery_actions"
+    # root-cause analysis (/incident rca) and rule proposals
+    RCA_ACTIONS = "rca_actions"
+    RULE_ACTIONS = "rule_proposal_actions"
+    RCA_MODEL = "rca_model"
+    RCA_MODEL_VERSION = "rca_model_version"
+    RCA_LAST_TRAINED = "rca_last_trained"
+    RCA_TRAINING_DATA = "rca_training_data"
+    RCA_CHANGES = "rca_changes"
+    RCA_DRIFT_SCORE = "rca_drift_score"
+    RCA_ADVERSARIAL_SCORE = "rca_adversarial_score"
+    RCA_SUSPECTED_TRIGGER = "rca_suspected_trigger"
+    RCA_EXTERNAL_FACTORS = "rca_external_factors"
+    RCA_FIX_TRIGGER = "rca_fix_trigger"
+    RCA_FIX_PRIMARY = "rca_fix_primary"
+    RCA_FIX_TYPE = "rca_fix_type"
+    RCA_FIX_FACTORS = "rca_fix_factors"
 
 
 class CallbackId(StrEnum):
     DECLARE_MODAL = "declare_incident_modal"
     NOTIFY_EDIT_MODAL = "notification_edit_modal"
     NOTIFY_SKIP_MODAL = "notification_skip_modal"
+    # root-cause analysis (/incident rca)
+    RCA_FACTS_MODAL = "rca_facts_modal"
+    RCA_CORRECT_MODAL = "rca_correct_modal"
 
 
 LET_WARROOM_DECIDE = "let_warroom_decide"

@@ -16,6 +16,8 @@ from storage.communication_repositories import (
     ReminderRepository,
 )
 from storage.db import READ_ONLY
+from storage.rca_repositories import RcaRepository, RuleProposalRepository
+from storage.recovery_repositories import RecoveryRepository
 from storage.repositories import (
     AlertRepository,
     AuditRepository,
@@ -37,11 +39,14 @@ class UnitOfWork:
     notifications: NotificationRepository
     reminders: ReminderRepository
     clocks: RegulatoryClockRepository
+    recovery: RecoveryRepository
     alerts: AlertRepository
     baselines: BaselineRepository
     containment: ContainmentRepository
     audit: AuditRepository
     evidence: EvidenceRepository
+    rca: RcaRepository
+    rule_proposals: RuleProposalRepository
 
     def __init__(
         self,
@@ -62,11 +67,14 @@ class UnitOfWork:
         self.notifications = NotificationRepository(self._session)
         self.reminders = ReminderRepository(self._session)
         self.clocks = RegulatoryClockRepository(self._session)
+        self.recovery = RecoveryRepository(self._session)
         self.alerts = AlertRepository(self._session)
         self.baselines = BaselineRepository(self._session)
         self.containment = ContainmentRepository(self._session)
         self.audit = AuditRepository(self._session)
         self.evidence = EvidenceRepository(self._session)
+        self.rca = RcaRepository(self._session)
+        self.rule_proposals = RuleProposalRepository(self._session)
         return self
 
     def __exit__(

@@ -55,6 +55,19 @@ class AuditAction(StrEnum):
     STATUS_UPDATE = "status_update"
     REGULATORY_CLOCK_STARTED = "regulatory_clock_started"
     REGULATORY_SUBMITTED = "regulatory_submitted"
+    RECOVERY_STARTED = "recovery_started"
+    RECOVERY_STEP = "recovery_step"
+    RECOVERY_HELD = "recovery_held"
+    RECOVERY_COMPLETED = "recovery_completed"
+    MONITORING_STARTED = "monitoring_started"
+    REOPENED = "reopened"
+    # root-cause analysis and the lessons it feeds back into detection
+    RCA_ANALYSED = "rca_analysed"
+    RCA_CONFIRMED = "rca_confirmed"
+    RCA_CORRECTED = "rca_corrected"
+    RULE_PROPOSED = "rule_proposed"
+    RULE_APPLIED = "rule_applied"
+    RULE_DISMISSED = "rule_dismissed"
 
 
 @dataclass(frozen=True)
