@@ -207,18 +207,15 @@ def create_app(
     )
     register_slack_listeners(bolt, workflow)
     recovery_runner = RecoveryRunner(config.recovery)
-    slack_recovery.register(
-        bolt,
-        workflow,
-        RecoveryService(
-            uow=uow,
-            slack=slack,
-            renderer=renderer,
-            config=config,
-            clock=clock,
-            runner=recovery_runner,
-        ),
+    recovery = RecoveryService(
+        uow=uow,
+        slack=slack,
+        renderer=renderer,
+        config=config,
+        clock=clock,
+        runner=recovery_runner,
     )
+    slack_recovery.register(bolt, workflow, recovery)
     metrics = HttpMetrics(CollectorRegistry())
     alerts = AlertService(
         uow=uow,
@@ -227,6 +224,7 @@ def create_app(
         war_rooms=war_rooms,
         after_opening=workflow.after_opening,
         after_replan=communications.after_change,
+        on_related_alert=recovery.prompt_reopen,
     )
     webhook_token = (
         settings.warroom_webhook_token.get_secret_value()
@@ -239,7 +237,11 @@ def create_app(
             token=webhook_token,
             alerts=alerts,
             anomalies=AnomalyService(
-                uow=uow, clock=clock, rules=config.detection.to_rules(), alerts=alerts
+                uow=uow,
+                clock=clock,
+                rules=config.detection.to_rules(),
+                alerts=alerts,
+                watch_factor=config.recovery.monitoring_factor,
             ),
             now=clock.now,
             on_delivery=metrics.count_alerts,

@@ -61,3 +61,16 @@ def register(app: App, workflow: IncidentWorkflow, recovery: RecoveryService) ->
     }
     for action_id, decide in clicks.items():
         app.action(action_id.value)(ack=on_click(decide), lazy=[send_later])
+
+    def reopen(
+        ack: Ack, action: dict[str, Any], body: dict[str, Any], context: BoltContext
+    ) -> None:
+        ack()
+        with replying_to_errors(keep_reply(context), workflow):
+            incident_id, user_id = _step_id(action), body["user"]["id"]
+            recovery.check_reopen(incident_id, user_id)
+            context[FOLLOW_UP] = workflow.incidents.reopen(
+                incident_id=incident_id, actor_id=user_id
+            )
+
+    app.action(ActionId.RECOVERY_REOPEN.value)(ack=reopen, lazy=[send_later])

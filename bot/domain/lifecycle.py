@@ -11,7 +11,8 @@ _NEXT: dict[IncidentState, frozenset[IncidentState]] = {
     ),
     IncidentState.CONTAINED: frozenset({IncidentState.RECOVERING, IncidentState.RESOLVED}),
     IncidentState.RECOVERING: frozenset({IncidentState.RESOLVED}),
-    IncidentState.RESOLVED: frozenset({IncidentState.CLOSED}),
+    # Re-opened when a related alert fires during enhanced monitoring.
+    IncidentState.RESOLVED: frozenset({IncidentState.CLOSED, IncidentState.DECLARED}),
     IncidentState.CLOSED: frozenset(),
 }
 

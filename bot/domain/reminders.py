@@ -19,6 +19,7 @@ class ReminderKind(StrEnum):
     NOTIFICATION = "notification"  # to the communications lead: messages due soon
     CADENCE = "cadence"  # to the communications lead: a status update is owed
     REGULATORY = "regulatory"  # to the legal advisor: a legal clock is running
+    CHECKIN = "checkin"  # to the war room: enhanced monitoring after resolution
 
 
 class ReminderState(StrEnum):
@@ -59,6 +60,27 @@ def notification_reminder(
         due_at=at,
         data={"tier": tier.value, "due_at": due_at.isoformat()},
     )
+
+
+def monitoring_checkins(
+    *, started_at: datetime, ends_at: datetime, interval: timedelta
+) -> list[PlannedReminder]:
+    """Check-ins every `interval` through an enhanced-monitoring window, and one at its end."""
+    checkins = []
+    at = started_at + interval
+    while at < ends_at:
+        checkins.append(at)
+        at += interval
+    checkins.append(ends_at)
+    return [
+        PlannedReminder(
+            kind=ReminderKind.CHECKIN,
+            key=f"checkin:{moment.strftime('%Y%m%dT%H%M%S')}",
+            due_at=moment,
+            data={"final": moment == ends_at},
+        )
+        for moment in checkins
+    ]
 
 
 def cadence_reminder(*, after: datetime, interval: timedelta, note: str = "") -> PlannedReminder:

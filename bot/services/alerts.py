@@ -41,6 +41,8 @@ class Ingested:
     declared: list[int] = field(default_factory=list)  # incident ids
     escalations: list[SeverityChange] = field(default_factory=list)
     groups: list[int] = field(default_factory=list)
+    # (resolved incident under enhanced monitoring, the related alert's title)
+    reopen_prompts: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def duplicates(self) -> int:
@@ -57,6 +59,7 @@ class AlertService:
         war_rooms: WarRoomService,
         after_opening: Callable[[int], None] | None = None,
         after_replan: Callable[[int], None] | None = None,
+        on_related_alert: Callable[[int, str, list[int]], None] | None = None,
     ) -> None:
         self._uow = uow
         self._clock = clock
@@ -66,6 +69,8 @@ class AlertService:
         self._after_opening = after_opening
         # Called with the incident id after an escalation re-planned its messages.
         self._after_replan = after_replan
+        # Called with (resolved incident id, alert title, incidents just declared).
+        self._on_related_alert = on_related_alert
 
     def ingest(self, source: IncidentSource, alerts: list[Alert], body: Any) -> Ingested:
         """Record the delivery and its alerts, and declare or attach, in one transaction."""
@@ -97,6 +102,23 @@ class AlertService:
         for group_key, members in by_group.items():
             self._ingest_group(uow, source, group_key, members, delivery_id, now, outcome)
         uow.alerts.count_new_alerts(delivery_id, outcome.new)
+        self._find_related(uow, alerts, now=now, outcome=outcome)
+
+    def _find_related(
+        self, uow: UnitOfWork, alerts: list[Alert], *, now: datetime, outcome: Ingested
+    ) -> None:
+        """A firing alert about a model under enhanced monitoring prompts its resolved
+        incident to re-open (once per window)."""
+        windows = uow.recovery.active_windows(now)
+        if not windows:
+            return
+        for alert in alerts:
+            if alert.status is not AlertStatus.FIRING:
+                continue
+            named = {alert.model, *alert.systems} - {None}
+            for window in windows:
+                if named & set(window.models) and uow.recovery.mark_prompted(window.id, now=now):
+                    outcome.reopen_prompts.append((window.incident_id, alert.title))
 
     def _ingest_group(
         self,
@@ -207,6 +229,9 @@ class AlertService:
                     self._after_opening(change.incident.id)
             if self._after_replan is not None:
                 self._after_replan(change.incident.id)
+        for incident_id, title in outcome.reopen_prompts:
+            if self._on_related_alert is not None:
+                self._on_related_alert(incident_id, title, outcome.declared)
         self.post_summaries(outcome.groups)
 
     def post_summaries(self, group_ids: list[int] | None = None) -> int:

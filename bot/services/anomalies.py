@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -33,11 +34,16 @@ class AnomalyService:
         clock: Clock,
         rules: DetectionRules,
         alerts: AlertService,
+        rules_for: Callable[[str, str], DetectionRules] | None = None,
+        watch_factor: float = 1.0,
     ) -> None:
         self._uow = uow
         self._clock = clock
         self._rules = rules
         self._alerts = alerts
+        self._watch_factor = watch_factor
+        # The rules for one model's metric: `rules` tightened by applied lessons, if any.
+        self._rules_for = rules_for or (lambda model, metric: rules)
 
     def observe(self, samples: list[Sample], body: Any) -> Observed:
         """Update baselines and record any anomaly as an alert, all in one transaction."""
@@ -47,10 +53,15 @@ class AnomalyService:
             with self._uow() as uow:
                 # A fixed order of (model, metric) locks keeps concurrent batches from
                 # deadlocking one another.
+                watched = {m for w in uow.recovery.active_windows(now) for m in w.models}
                 for sample in sorted(samples, key=lambda s: (s.model, s.metric)):
                     stored = uow.baselines.lock(sample.model, sample.metric, now=now)
                     baseline = Baseline.from_dict(stored) if stored else None
-                    learned, anomaly = observe(baseline, sample, self._rules)
+                    rules = self._rules_for(sample.model, sample.metric)
+                    if sample.model in watched:
+                        # Enhanced monitoring after an incident: judged more strictly.
+                        rules = replace(rules, z_threshold=rules.z_threshold * self._watch_factor)
+                    learned, anomaly = observe(baseline, sample, rules)
                     uow.baselines.save(sample.model, sample.metric, learned.to_dict(), now=now)
                     if anomaly is not None:
                         anomalies.append(anomaly)

@@ -15,7 +15,7 @@ from bot.domain.audit import AuditAction
 from bot.domain.classification import Classification, Classifier
 from bot.domain.incident import Declaration, Incident, IncidentSummary
 from bot.domain.lifecycle import check_transition
-from bot.domain.reminders import ReminderKind
+from bot.domain.reminders import ReminderKind, monitoring_checkins
 from bot.domain.vocabulary import AiActCase, IncidentState, Role, Severity
 from bot.errors import InvalidTransitionError, NotFoundError, NotInWarRoomError, UserError
 from bot.services.deadline_planner import DeadlinePlanner
@@ -352,10 +352,61 @@ class IncidentService:
             if not target.is_open:
                 # Status updates are owed only while the incident is open.
                 uow.reminders.cancel(incident_id, ReminderKind.CADENCE, now=now)
+            if target is IncidentState.RESOLVED:
+                self._start_monitoring(uow, current, now=now)
             incident = uow.incidents.get(incident_id)
             uow.commit()
         assert incident is not None
         return StateChange(incident=incident, previous=current.state, actor_id=actor_id)
+
+    def reopen(self, *, incident_id: int, actor_id: str) -> StateChange:
+        """Back to declared (a related alert fired during enhanced monitoring)."""
+        change = self._transition(incident_id, IncidentState.DECLARED, actor_id=actor_id)
+        with self._uow() as uow:
+            now = self._clock.now()
+            uow.recovery.end_window(incident_id, now=now)
+            uow.reminders.cancel(incident_id, ReminderKind.CHECKIN, now=now)
+            self._planner.reset_cadence(uow, change.incident, after=now)
+            record_change(
+                uow,
+                incident_id,
+                AuditAction.REOPENED,
+                actor=actor_id,
+                now=now,
+                summary="Re-opened during enhanced monitoring",
+                data={},
+            )
+            uow.commit()
+        return change
+
+    def _start_monitoring(self, uow: UnitOfWork, incident: Incident, *, now: datetime) -> None:
+        """48 hours (configurable) of tighter thresholds and check-ins after resolution."""
+        settings = self._config.recovery
+        ends_at = now + settings.monitoring_window
+        if not uow.recovery.open_window(
+            incident.id, started_at=now, ends_at=ends_at, models=list(incident.affected_systems)
+        ):
+            return
+        for checkin in monitoring_checkins(
+            started_at=now, ends_at=ends_at, interval=settings.checkin_interval
+        ):
+            uow.reminders.add(incident.id, checkin)
+        record_change(
+            uow,
+            incident.id,
+            AuditAction.MONITORING_STARTED,
+            actor="warroom",
+            now=now,
+            summary=(
+                f"Enhanced monitoring until {ends_at:%Y-%m-%d %H:%M} UTC"
+                + (
+                    f" of {', '.join(incident.affected_systems)}"
+                    if incident.affected_systems
+                    else ""
+                )
+            ),
+            data={"ends_at": ends_at.isoformat(), "models": list(incident.affected_systems)},
+        )
 
     def _open_or_raise(self, uow: UnitOfWork, incident_id: int) -> Incident:
         incident = uow.incidents.get(incident_id)

@@ -408,6 +408,30 @@ class RecoveryService:
             )
             raise PermissionDeniedError(f"Only {who} decides this recovery step.")
 
+    def prompt_reopen(self, incident_id: int, alert_title: str, declared: list[int]) -> None:
+        """Ask the war room of a resolved incident whether a related alert means it is back."""
+        with self._uow(read_only=True) as uow:
+            incident = _incident(uow, incident_id)
+            numbers = [uow.incidents.get(i) for i in declared]
+        if incident.channel_id is None:
+            return
+        self._slack.post(
+            incident.channel_id,
+            self._renderer.render(
+                "recovery/reopen_prompt",
+                incident=incident_context(incident),
+                alert_title=alert_title,
+                new_incident_number=next((i.number for i in numbers if i is not None), None),
+                commander_id=incident.holder(Role.INCIDENT_COMMANDER),
+            ),
+        )
+
+    def check_reopen(self, incident_id: int, user_id: str) -> None:
+        """Only the commander (or an approver) re-opens an incident."""
+        with self._uow(read_only=True) as uow:
+            incident = _incident(uow, incident_id)
+        self._check(incident, user_id, change=True)
+
     def open_plan_id(self, incident_id: int) -> int | None:
         with self._uow(read_only=True) as uow:
             plan = uow.recovery.latest_plan(incident_id)

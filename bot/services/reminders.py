@@ -114,6 +114,8 @@ class ReminderService:
                 return self.cadence_message(uow, reminder, incident)
             case ReminderKind.REGULATORY:
                 return self._regulatory_message(uow, reminder, incident)
+            case ReminderKind.CHECKIN:
+                return self._checkin_message(uow, reminder, incident)
 
     def _notification_message(
         self, uow: UnitOfWork, reminder: Reminder, incident: Incident
@@ -182,6 +184,28 @@ class ReminderService:
             reminder={"key": reminder.key, "label": reminder.data.get("label", "")},
             legal_advisor_id=incident.holder(Role.LEGAL_ADVISOR)
             or incident.holder(Role.INCIDENT_COMMANDER),
+        )
+
+    def _checkin_message(
+        self, uow: UnitOfWork, reminder: Reminder, incident: Incident
+    ) -> dict[str, Any] | None:
+        window = uow.recovery.window(incident.id)
+        if window is None or incident.state.is_open:
+            return None  # re-opened: the incident is being handled again
+        now = self._clock.now()
+        final = bool(reminder.data.get("final"))
+        return self._renderer.render(
+            "recovery/checkin",
+            incident=incident_context(incident),
+            window={
+                "models": list(window.models),
+                "ends_at": window.ends_at,
+                "reopen_prompted_at": window.reopen_prompted_at,
+            },
+            final=final,
+            remaining=describe_duration(max(window.ends_at - now, timedelta(0))),
+            z_threshold=self._config.detection.z_threshold
+            * self._config.recovery.monitoring_factor,
         )
 
     # -- the cadence buttons -------------------------------------------------------------

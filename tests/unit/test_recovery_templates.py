@@ -68,7 +68,44 @@ def test_the_plan_renders_valid_block_kit(
     assert bool(buttons) is (state is not StepState.RUNNING)
 
 
+@pytest.mark.parametrize("worst", [False, True], ids=["typical", "worst-case"])
+def test_check_ins_and_the_reopen_prompt_are_valid(worst: bool) -> None:
+    from datetime import UTC, datetime
+
+    from bot.domain.vocabulary import IncidentState
+
+    now = datetime(2026, 11, 26, tzinfo=UTC)
+    incident = WORST_CASE if worst else make_incident(state=IncidentState.RESOLVED)
+    context = incident_context(incident)
+    for final in (False, True):
+        checkin = Renderer().render(
+            "recovery/checkin",
+            incident=context,
+            window={
+                "models": ["m" * 80] * (40 if worst else 1),
+                "ends_at": now,
+                "reopen_prompted_at": now if worst else None,
+            },
+            final=final,
+            remaining="40 hours",
+            z_threshold=2.01,
+        )
+        assert check_message(checkin) == []
+    prompt = Renderer().render(
+        "recovery/reopen_prompt",
+        incident=context,
+        alert_title="<b>" * 500 if worst else "Refusals spiking",
+        new_incident_number=7,
+        commander_id="U0IC",
+    )
+    assert check_message(prompt) == []
+    buttons = [e for b in prompt["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert bool(buttons) is (incident.state is IncidentState.RESOLVED)
+
+
 def test_every_template_in_recovery_is_covered() -> None:
     assert {n for n in Renderer().template_names() if n.startswith("recovery/")} == {
-        "recovery/plan"
+        "recovery/plan",
+        "recovery/checkin",
+        "recovery/reopen_prompt",
     }

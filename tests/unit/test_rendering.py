@@ -194,9 +194,21 @@ def all_renderings(renderer: Renderer, incident: Incident) -> dict[str, dict[str
                     "user_id": "U2",
                     "previous_id": "U3",
                     "previous": "high",
+                    "flags": ["personal_data", "ai_act:death"],
+                    "text": "Safe mode <on>\n<@U1> checks " + "x" * 4000,
+                    "told": ["Executive team", "PR team"],
+                    "failed": ["Affected users"],
                 },
             )
-            for kind in ("role_assigned", "severity_changed", "resolved", "escalated")
+            for kind in (
+                "role_assigned",
+                "severity_changed",
+                "resolved",
+                "escalated",
+                "declared",
+                "flagged",
+                "status_update",
+            )
         },
     }
 
