@@ -16,7 +16,6 @@ from storage.communication_repositories import (
     ReminderRepository,
 )
 from storage.db import READ_ONLY
-from storage.rca_repositories import RcaRepository, RuleProposalRepository
 from storage.recovery_repositories import RecoveryRepository
 from storage.repositories import (
     AlertRepository,
@@ -45,8 +44,6 @@ class UnitOfWork:
     containment: ContainmentRepository
     audit: AuditRepository
     evidence: EvidenceRepository
-    rca: RcaRepository
-    rule_proposals: RuleProposalRepository
 
     def __init__(
         self,
@@ -73,8 +70,6 @@ class UnitOfWork:
         self.containment = ContainmentRepository(self._session)
         self.audit = AuditRepository(self._session)
         self.evidence = EvidenceRepository(self._session)
-        self.rca = RcaRepository(self._session)
-        self.rule_proposals = RuleProposalRepository(self._session)
         return self
 
     def __exit__(
