@@ -47,6 +47,7 @@ HELP = [
         USAGE["flag"],
         "in a war room: personal data, public-facing, or an EU AI Act serious incident",
     ),
+    (USAGE["recover"], "in a war room: the recovery plan, with validation and staged restoration"),
     (USAGE["help"], "this list"),
 ]
 
