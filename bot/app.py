@@ -34,15 +34,18 @@ from bot.services.containment_flow import ContainmentFlow
 from bot.services.deadline_planner import DeadlinePlanner
 from bot.services.incidents import IncidentService
 from bot.services.notifications import NotificationService
+from bot.services.postmortem import PostmortemService
+from bot.services.rca import RcaService
 from bot.services.recovery import RecoveryService
 from bot.services.regulatory import RegulatoryService
 from bot.services.reminders import ReminderService
+from bot.services.rules import AppliedRules, RulesService
 from bot.services.status_updates import StatusUpdateService
 from bot.services.war_room import WarRoomService
 from bot.services.workflow import IncidentWorkflow
 from bot.settings import Settings
 from bot.slack_gateway import SlackGateway, build_web_client
-from handlers import register_slack_listeners, slack_recovery
+from handlers import register_slack_listeners, slack_postmortem, slack_rca, slack_recovery
 from handlers.http_routes import HttpMetrics, build_routes
 from handlers.webhooks import build_webhook_routes
 from storage.db import build_engine, ping
@@ -149,7 +152,9 @@ def create_app(
     uow = UnitOfWorkFactory(engine)
     renderer = Renderer(extra_dir=config.templates_dir)
     slack = SlackGateway(web_client)
-    classifier = build_classifier(config.classification)
+    # Lessons applied from root-cause analyses: read by the classifier and the detector.
+    lessons = AppliedRules(uow=uow, clock=clock, detection=config.detection.to_rules())
+    classifier = build_classifier(config.classification, lessons=lessons.indicator_rules)
     incidents = IncidentService(uow=uow, clock=clock, config=config, classifier=classifier)
     evidence = EvidenceService(
         uow=uow, slack=slack, audit=AuditService(uow=uow, clock=clock), clock=clock
@@ -216,6 +221,35 @@ def create_app(
         runner=recovery_runner,
     )
     slack_recovery.register(bolt, workflow, recovery)
+    rules = RulesService(
+        uow=uow,
+        clock=clock,
+        renderer=renderer,
+        slack=slack,
+        war_rooms=war_rooms,
+        applied=lessons,
+        classifier=classifier,
+    )
+    rca = RcaService(
+        uow=uow,
+        clock=clock,
+        config=config,
+        renderer=renderer,
+        slack=slack,
+        war_rooms=war_rooms,
+        rules=rules,
+    )
+    slack_rca.register(bolt, workflow, rca=rca, rules=rules)
+    postmortems = PostmortemService(
+        uow=uow,
+        slack=slack,
+        renderer=renderer,
+        config=config,
+        clock=clock,
+        war_rooms=war_rooms,
+        confirmed_rca=rca.confirmed,
+    )
+    slack_postmortem.register(bolt, workflow, postmortems)
     metrics = HttpMetrics(CollectorRegistry())
     alerts = AlertService(
         uow=uow,
@@ -239,7 +273,8 @@ def create_app(
             anomalies=AnomalyService(
                 uow=uow,
                 clock=clock,
-                rules=config.detection.to_rules(),
+                rules=lessons.base_detection,
+                rules_for=lessons.detection_rules,
                 alerts=alerts,
                 watch_factor=config.recovery.monitoring_factor,
             ),

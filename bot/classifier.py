@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from importlib import resources
 from typing import Any
 
@@ -68,10 +68,34 @@ def packaged_taxonomy() -> PackagedTaxonomy:
     return PackagedTaxonomy(types=types, indicators=indicators, names=names)
 
 
+Lessons = Callable[[IndicatorRules], IndicatorRules]
+
+
+class LearningClassifier(Classifier):
+    """A classifier whose indicator rules are asked of `lessons` at every read: the packaged
+    and configured rules plus the lessons applied since, so applying one needs no restart."""
+
+    def __init__(self, *, lessons: Lessons, **kwargs: Any) -> None:
+        self._lessons = lessons
+        super().__init__(**kwargs)
+
+    @property
+    def rules(self) -> IndicatorRules:
+        return self._lessons(self._base_rules)
+
+    @rules.setter
+    def rules(self, value: IndicatorRules) -> None:
+        self._base_rules = value
+
+
 def build_classifier(
-    settings: ClassificationSettings | None = None, *, model: TextModel | None = None
+    settings: ClassificationSettings | None = None,
+    *,
+    model: TextModel | None = None,
+    lessons: Lessons | None = None,
 ) -> Classifier:
-    """A classifier from the packaged data and the team's settings; the model trains lazily."""
+    """A classifier from the packaged data and the team's settings; the model trains lazily.
+    With `lessons`, applied lessons are added to the indicator rules as they are applied."""
     settings = settings or ClassificationSettings()
     rules = packaged_rules()
     indicators: dict[IncidentType, list[str]] = {
@@ -80,7 +104,8 @@ def build_classifier(
     for kind, names in settings.indicators.items():
         indicators.setdefault(kind, []).extend(names)
     taxonomy = packaged_taxonomy()
-    return Classifier(
+    build = Classifier if lessons is None else partial(LearningClassifier, lessons=lessons)
+    return build(
         rules=IndicatorRules.from_types(indicators),
         model=model if model is not None else shared_text_model(),
         taxonomy=taxonomy.types,

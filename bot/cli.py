@@ -47,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("number", type=_incident_number, help="the incident number, e.g. 12")
 
+    postmortem = commands.add_parser(
+        "postmortem", help="print the newest version of an incident's postmortem (Markdown)"
+    )
+    postmortem.add_argument("number", type=_incident_number, help="the incident number, e.g. 12")
+    postmortem.add_argument("--out", type=Path, help="write it to this file instead of stdout")
+
     check = commands.add_parser("check-config", help="validate the settings and YAML file")
     check.add_argument("file", nargs="?", type=Path, help="YAML file (default WARROOM_CONFIG)")
 
@@ -114,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _audit_verify(args.number)
         if args.command == "check-config":
             return _check_config(args.file)
+        if args.command == "postmortem":
+            return _postmortem(args.number, args.out)
         if args.command == "classify":
             return _classify(args)
     except ConfigurationError as error:
@@ -172,6 +180,44 @@ def _audit_verify(number: int) -> int:
         return 1
     entries = "entry" if check.count == 1 else "entries"
     print(f"incident #{number}: audit chain of {check.count} {entries} is intact")
+    return 0
+
+
+def _postmortem(number: int, out: Path | None) -> int:
+    """Print (or write to `out`) the newest stored version; exit 2 when there is none."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.errors import NotFoundError
+    from bot.services.postmortem import read_latest
+    from bot.settings import load_settings
+    from storage.db import build_engine, is_up_to_date
+    from storage.unit_of_work import UnitOfWorkFactory
+
+    engine = build_engine(load_settings().database_url)
+    try:
+        if not is_up_to_date(engine):
+            raise ConfigurationError(
+                "DATABASE_URL: the database is not at the newest migration "
+                "(run `warroom db upgrade`)"
+            )
+        stored = read_latest(UnitOfWorkFactory(engine), number)
+    except NotFoundError as error:
+        print(f"warroom: {error.user_message}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as error:
+        raise ConfigurationError(f"DATABASE_URL: {_first_line(error)}") from None
+    finally:
+        engine.dispose()
+    text = stored.markdown + "\n"
+    if out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as error:
+        print(f"warroom: {out}: cannot be written ({error.strerror})", file=sys.stderr)
+        return 2
+    print(f"incident #{number}: postmortem version {stored.version} written to {out}")
     return 0
 
 

@@ -56,6 +56,11 @@ class ActionId(StrEnum):
     RCA_FIX_PRIMARY = "rca_fix_primary_input"
     RCA_FIX_TYPE = "rca_fix_type_select"
     RCA_FIX_FACTORS = "rca_fix_factors_input"
+    # the postmortem (/incident postmortem) and its lessons form
+    POSTMORTEM_SHARE_LESSONS = "postmortem_share_lessons"
+    LESSONS_WENT_WELL = "lessons_went_well_input"
+    LESSONS_WENT_BADLY = "lessons_went_badly_input"
+    LESSONS_GOT_LUCKY = "lessons_got_lucky_input"
 
 
 class BlockId(StrEnum):
@@ -89,6 +94,11 @@ class BlockId(StrEnum):
     RCA_FIX_PRIMARY = "rca_fix_primary"
     RCA_FIX_TYPE = "rca_fix_type"
     RCA_FIX_FACTORS = "rca_fix_factors"
+    # the postmortem
+    POSTMORTEM_ACTIONS = "postmortem_actions"
+    LESSONS_WENT_WELL = "lessons_went_well"
+    LESSONS_WENT_BADLY = "lessons_went_badly"
+    LESSONS_GOT_LUCKY = "lessons_got_lucky"
 
 
 class CallbackId(StrEnum):
@@ -98,6 +108,8 @@ class CallbackId(StrEnum):
     # root-cause analysis (/incident rca)
     RCA_FACTS_MODAL = "rca_facts_modal"
     RCA_CORRECT_MODAL = "rca_correct_modal"
+    # the postmortem's lessons form
+    LESSONS_MODAL = "postmortem_lessons_modal"
 
 
 LET_WARROOM_DECIDE = "let_warroom_decide"

@@ -95,3 +95,8 @@ class Renderer:
             for name in self._env.list_templates()
             if name.endswith(".json.j2")
         )
+
+    def render_text(self, template: str, **context: Any) -> str:
+        """A text template's output as it stands (Markdown, say); the name is the file's
+        without `.j2`, e.g. `postmortem.md`. Overrides in `templates_dir` win, as for JSON."""
+        return self._env.get_template(f"{template}.j2").render(**context)

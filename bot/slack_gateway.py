@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
@@ -158,6 +158,140 @@ class SlackGateway:
         if not result.get("ok", True):
             return [], str(result["error"])
         return [dict(message) for message in result.get("messages", [])], None
+
+    # -- the postmortem: a whole war room read, canvases, a Markdown file ---------------
+
+    # Why Slack may refuse a canvas: the plan or an admin setting, a channel canvas that
+    # exists already, a canvas deleted since. The postmortem then tries its next way.
+    CANVAS_REFUSALS = (
+        "canvas_disabled_user_team",
+        "team_tier_cannot_create_channel_canvases",
+        "channel_canvas_already_exists",
+        "channel_canvas_creation_failed",
+        "canvas_creation_failed",
+        "canvas_tab_creation_failed",
+        "free_team_canvas_tab_already_exists",
+        "free_teams_cannot_create_non_tabbed_canvases",
+        "canvas_not_found",
+        "canvas_editing_failed",
+        "restricted_action",
+        "not_in_channel",
+        "missing_scope",
+        "not_allowed_token_type",
+        "access_denied",
+        "unknown_method",
+    )
+
+    def workspace(self) -> dict[str, str]:
+        """The workspace's address (`url`, `https://team.slack.com/`) and `team_id`, for
+        links, and the bot's own `user_id`."""
+        result = self._call(self.client.auth_test)
+        return {
+            "url": str(result.get("url") or "https://slack.com/"),
+            "team_id": str(result.get("team_id") or ""),
+            "user_id": str(result.get("user_id") or ""),
+        }
+
+    def message_pages(
+        self, channel_id: str, *, thread_ts: str | None = None, page_size: int = 200
+    ) -> tuple[str | None, Iterator[list[dict[str, Any]]]]:
+        """Every top-level message of a channel, newest first (or every message of one
+        thread, oldest first), a page at a time, following Slack's cursors; the client's
+        retry handler waits out 429s. First the error code when the bot may not read it
+        (`not_in_channel`, `channel_not_found`, `thread_not_found`): then there are no pages."""
+        method = (
+            self.client.conversations_replies if thread_ts else self.client.conversations_history
+        )
+        arguments: dict[str, Any] = {"channel": channel_id, "limit": page_size}
+        if thread_ts:
+            arguments["ts"] = thread_ts
+        try:
+            first = method(**arguments)
+        except SlackApiError as error:
+            code = _error_code(error)
+            if code in ("not_in_channel", "channel_not_found", "thread_not_found"):
+                return code, iter(())
+            raise ExternalServiceError(f"Slack {method.__name__} failed: {code}") from error
+
+        def pages() -> Iterator[list[dict[str, Any]]]:
+            try:
+                # A SlackResponse iterates over itself, then over each next_cursor's page.
+                for page in first:
+                    yield [dict(message) for message in page.get("messages", [])]
+            except SlackApiError as error:
+                code = _error_code(error)
+                raise ExternalServiceError(f"Slack {method.__name__} failed: {code}") from error
+
+        return None, pages()
+
+    def pinned_messages(self, channel_id: str) -> list[dict[str, Any]]:
+        """The messages pinned in a channel (none when the bot may not see them)."""
+        result = self._call(
+            self.client.pins_list,
+            tolerate=("not_in_channel", "channel_not_found"),
+            channel=channel_id,
+        )
+        return [
+            dict(item["message"])
+            for item in result.get("items", [])
+            if item.get("type") == "message" and item.get("message")
+        ]
+
+    def create_channel_canvas(
+        self, channel_id: str, *, title: str, markdown: str
+    ) -> dict[str, Any]:
+        """The channel's own canvas: Slack's answer, ok false with the reason when refused."""
+        return self._call(
+            self.client.conversations_canvases_create,
+            tolerate=self.CANVAS_REFUSALS,
+            channel_id=channel_id,
+            title=title,
+            document_content={"type": "markdown", "markdown": markdown},
+        )
+
+    def create_canvas(self, *, title: str, markdown: str, channel_id: str) -> dict[str, Any]:
+        """A canvas tabbed in the channel (so its members can open it); ok false if refused."""
+        return self._call(
+            self.client.canvases_create,
+            tolerate=self.CANVAS_REFUSALS,
+            title=title,
+            channel_id=channel_id,
+            document_content={"type": "markdown", "markdown": markdown},
+        )
+
+    def replace_canvas(self, canvas_id: str, markdown: str) -> dict[str, Any]:
+        """Replace a canvas's whole content; ok false when refused (deleted, say)."""
+        return self._call(
+            self.client.canvases_edit,
+            tolerate=self.CANVAS_REFUSALS,
+            canvas_id=canvas_id,
+            changes=[
+                {
+                    "operation": "replace",
+                    "document_content": {"type": "markdown", "markdown": markdown},
+                }
+            ],
+        )
+
+    def upload_text_file(
+        self, channel_id: str, *, filename: str, title: str, content: str, comment: str
+    ) -> dict[str, Any]:
+        """Share a text file in the channel (files_upload_v2: upload URL, upload, complete);
+        returns the file's id and permalink."""
+        try:
+            result = self.client.files_upload_v2(
+                channel=channel_id,
+                filename=filename,
+                title=title,
+                content=content.encode("utf-8"),
+                initial_comment=comment,
+            )
+        except SlackApiError as error:
+            raise ExternalServiceError(f"Slack file upload failed: {_error_code(error)}") from error
+        except SlackRequestError as error:
+            raise ExternalServiceError(f"Slack file upload failed: {error}") from error
+        file = dict(result.get("file") or {})
+        return {"id": str(file.get("id", "")), "permalink": str(file.get("permalink", ""))}
 
 
 def _message_fields(message: dict[str, Any]) -> dict[str, Any]:

@@ -47,7 +47,10 @@ HELP = [
         USAGE["flag"],
         "in a war room: personal data, public-facing, or an EU AI Act serious incident",
     ),
+    (USAGE["rca"], "in a war room: root-cause analysis, posted as a causal chain to confirm"),
     (USAGE["recover"], "in a war room: the recovery plan, with validation and staged restoration"),
+    (USAGE["postmortem"], "in a war room: build the lessons-learned document (a new version)"),
+    (USAGE["rules"], "the detection and classification rules in force, lessons included"),
     (USAGE["help"], "this list"),
 ]
 

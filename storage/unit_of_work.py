@@ -16,6 +16,12 @@ from storage.communication_repositories import (
     ReminderRepository,
 )
 from storage.db import READ_ONLY
+from storage.postmortem_repositories import (
+    LessonRepository,
+    MarkRepository,
+    PostmortemRepository,
+)
+from storage.rca_repositories import RcaRepository, RuleProposalRepository
 from storage.recovery_repositories import RecoveryRepository
 from storage.repositories import (
     AlertRepository,
@@ -44,6 +50,11 @@ class UnitOfWork:
     containment: ContainmentRepository
     audit: AuditRepository
     evidence: EvidenceRepository
+    postmortems: PostmortemRepository
+    marks: MarkRepository
+    lessons: LessonRepository
+    rca: RcaRepository
+    rule_proposals: RuleProposalRepository
 
     def __init__(
         self,
@@ -70,6 +81,11 @@ class UnitOfWork:
         self.containment = ContainmentRepository(self._session)
         self.audit = AuditRepository(self._session)
         self.evidence = EvidenceRepository(self._session)
+        self.postmortems = PostmortemRepository(self._session)
+        self.marks = MarkRepository(self._session)
+        self.lessons = LessonRepository(self._session)
+        self.rca = RcaRepository(self._session)
+        self.rule_proposals = RuleProposalRepository(self._session)
         return self
 
     def __exit__(

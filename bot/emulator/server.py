@@ -357,10 +357,30 @@ class SlackEmulator:
                 body = {"ok": True, "url": self._socket_server(running=True).open_url()}
             else:
                 body = self.state.handle(method, params)
+                if method == "files.getUploadURLExternal" and body.get("ok"):
+                    body["upload_url"] = f"{self.base_url}{body['upload_url']}"
         self.state.record(
             RecordedCall(method=method, params=params, at=time.time(), status=status, response=body)
         )
         return status, headers, body
+
+    def _upload(self, file_id: str, data: bytes) -> tuple[int, dict[str, str], dict[str, Any]]:
+        """The file bytes POSTed to an upload URL (step 2 of files_upload_v2); recorded as
+        the pseudo-method `file_upload`."""
+        fault = self._take_fault("file_upload")
+        if fault is not None:
+            status, body = fault.status, {"ok": False, "error": fault.error}
+        elif self.state.receive_upload(file_id, data):
+            status, body = 200, {"ok": True}
+        else:
+            status, body = 404, {"ok": False, "error": "file_not_found"}
+        params = {"file_id": file_id, "bytes": len(data)}
+        self.state.record(
+            RecordedCall(
+                method="file_upload", params=params, at=time.time(), status=status, response=body
+            )
+        )
+        return status, {}, body
 
 
 def _check_auth(authorization: str | None, form_token: Any, *, app_level: bool) -> str | None:
@@ -417,6 +437,9 @@ def _make_handler(emulator: SlackEmulator) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
+            if parts.path.startswith("/upload/"):
+                self._send(*emulator._upload(parts.path[len("/upload/") :], raw))
+                return
             try:
                 params = _parse_body(self.headers.get("Content-Type", ""), raw)
             except ValueError:

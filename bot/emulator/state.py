@@ -7,6 +7,7 @@ the HTTP server answers requests on several threads.
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import itertools
@@ -83,6 +84,9 @@ class _Message:
     edited_ts: str | None = None
     pinned_at: int | None = None
     replies: list[str] = field(default_factory=list)
+    # reaction name -> the users who added it, in order
+    reactions: dict[str, list[str]] = field(default_factory=dict)
+    files: list[dict[str, Any]] | None = None
 
     def to_api(self, channel_id: str) -> dict[str, Any]:
         out: dict[str, Any] = {"type": "message", "user": self.user, "text": self.text}
@@ -106,6 +110,14 @@ class _Message:
             out["edited"] = {"user": self.user, "ts": self.edited_ts}
         if self.pinned_at is not None:
             out["pinned_to"] = [channel_id]
+        if any(self.reactions.values()):
+            out["reactions"] = [
+                {"name": name, "users": list(users), "count": len(users)}
+                for name, users in self.reactions.items()
+                if users
+            ]
+        if self.files:
+            out["files"] = copy.deepcopy(self.files)
         return out
 
 
@@ -127,6 +139,7 @@ class _Channel:
     messages: list[_Message] = field(default_factory=list)
     ephemerals: list[dict[str, Any]] = field(default_factory=list)
     pins: list[str] = field(default_factory=list)
+    canvas_id: str | None = None
 
     def find(self, ts: str) -> _Message | None:
         for message in self.messages:
@@ -262,6 +275,12 @@ class WorkspaceState:
         self._dm_seq = itertools.count(1)
         self._view_seq = itertools.count(1)
         self._last_ts_micro = 0
+        # Canvases and uploaded files; `disable_canvases` makes the workspace refuse canvases.
+        self._canvases: dict[str, dict[str, Any]] = {}
+        self._files: dict[str, dict[str, Any]] = {}
+        self._file_seq = itertools.count(1)
+        self.canvases_enabled = True
+        self.channel_canvases_enabled = True
         self.add_user(BOT_USER_ID, BOT_NAME, "Warroom", is_bot=True)
         if seed_general:
             # Every workspace has #general and every human is in it; slash commands in
@@ -353,6 +372,48 @@ class WorkspaceState:
         """Tie a response_url key to a channel/user so respond() shows up in transcripts."""
         with self._lock:
             self._response_urls[key] = {"channel": channel, "user": user, "message_ts": message_ts}
+
+    def add_reaction(self, channel: str, ts: str, name: str, *, user: str = "U0HUMAN") -> None:
+        """Someone reacts to a message with `name` (e.g. pushpin), as if in the Slack client."""
+        with self._lock:
+            message = self._require_channel(channel).find(ts)
+            if message is None:
+                raise KeyError(f"no message {ts!r} in {channel!r}")
+            users = message.reactions.setdefault(name, [])
+            if user not in users:
+                users.append(user)
+
+    def disable_canvases(self, *, channel_canvases_only: bool = False) -> None:
+        """Make the workspace refuse canvases, as a plan or an admin setting would: channel
+        canvases only (`team_tier_cannot_create_channel_canvases`), or every canvas
+        (`canvas_disabled_user_team`)."""
+        with self._lock:
+            self.channel_canvases_enabled = False
+            if not channel_canvases_only:
+                self.canvases_enabled = False
+
+    def canvases(self) -> list[dict[str, Any]]:
+        """Every canvas created: id, title, markdown, channel_id, kind, access, edits."""
+        with self._lock:
+            return copy.deepcopy(list(self._canvases.values()))
+
+    def files(self) -> list[dict[str, Any]]:
+        """Every file uploaded: id, name, title, content (text), channels, permalink."""
+        with self._lock:
+            return [
+                {key: value for key, value in f.items() if key != "data"}
+                | {"content": bytes(f.get("data", b"")).decode("utf-8", "replace")}
+                for f in self._files.values()
+            ]
+
+    def receive_upload(self, file_id: str, data: bytes) -> bool:
+        """The bytes POSTed to an upload URL from files.getUploadURLExternal."""
+        with self._lock:
+            record = self._files.get(file_id)
+            if record is None:
+                return False
+            record["data"] = data
+            return True
 
     # ----- accessors -----------------------------------------------------------------
 
@@ -831,6 +892,28 @@ def _window(messages: list[_Message], params: dict[str, Any]) -> list[_Message]:
     return picked
 
 
+def _page(
+    messages: list[_Message], params: dict[str, Any], limit: int
+) -> tuple[list[_Message], str]:
+    """One page of `messages` from the `cursor` on, and the cursor of the next page ("" at the
+    end). Cursors are opaque to clients, like Slack's (base64 of `next_ts:<ts>`)."""
+    start = 0
+    cursor = _str(params, "cursor")
+    if cursor:
+        try:
+            kind, _, ts = base64.b64decode(cursor.encode(), validate=True).decode().partition(":")
+        except ValueError:
+            raise ApiError("invalid_cursor") from None
+        start = next((i for i, m in enumerate(messages) if m.ts == ts), -1)
+        if kind != "next_ts" or start < 0:
+            raise ApiError("invalid_cursor")
+    page = messages[start : start + limit]
+    if start + limit >= len(messages):
+        return page, ""
+    following = messages[start + limit].ts
+    return page, base64.b64encode(f"next_ts:{following}".encode()).decode()
+
+
 @_method("conversations.history")
 def _history(state: WorkspaceState, params: dict[str, Any]) -> dict[str, Any]:
     ch = state._channel_param(params)
@@ -841,12 +924,13 @@ def _history(state: WorkspaceState, params: dict[str, Any]) -> dict[str, Any]:
         m for m in ch.messages if m.thread_ts is None or m.thread_ts == m.ts or m.reply_broadcast
     ]
     picked = list(reversed(_window(top_level, params)))
+    page, next_cursor = _page(picked, params, limit)
     return {
         "ok": True,
-        "messages": [m.to_api(ch.id) for m in picked[:limit]],
-        "has_more": len(picked) > limit,
+        "messages": [m.to_api(ch.id) for m in page],
+        "has_more": bool(next_cursor),
         "pin_count": len(ch.pins),
-        "response_metadata": {"next_cursor": ""},
+        "response_metadata": {"next_cursor": next_cursor},
     }
 
 
@@ -863,11 +947,12 @@ def _replies(state: WorkspaceState, params: dict[str, Any]) -> dict[str, Any]:
     thread = [m for m in ch.messages if m.ts == root or m.thread_ts == root]
     limit = max(1, min(_int(params, "limit", 1000), 1000))
     picked = _window(thread, params) if ("oldest" in params or "latest" in params) else thread
+    page, next_cursor = _page(picked, params, limit)
     return {
         "ok": True,
-        "messages": [m.to_api(ch.id) for m in picked[:limit]],
-        "has_more": len(picked) > limit,
-        "response_metadata": {"next_cursor": ""},
+        "messages": [m.to_api(ch.id) for m in page],
+        "has_more": bool(next_cursor),
+        "response_metadata": {"next_cursor": next_cursor},
     }
 
 
@@ -1131,6 +1216,207 @@ def _users_info(state: WorkspaceState, params: dict[str, Any]) -> dict[str, Any]
     name = f"user-{user_id[1:].lower()}"
     real_name = f"User {user_id}"
     return {"ok": True, "user": state.add_user(user_id, name, real_name)}
+
+
+# ----- reactions -------------------------------------------------------------------------
+
+
+def _reaction_target(state: WorkspaceState, params: dict[str, Any]) -> tuple[_Channel, _Message]:
+    ch = state._channel_param(params)
+    ts = _str(params, "timestamp")
+    if not ts:
+        raise ApiError("no_item_specified")
+    message = ch.find(ts)
+    if message is None:
+        raise ApiError("message_not_found")
+    return ch, message
+
+
+@_method("reactions.add")
+def _reactions_add(state: WorkspaceState, params: dict[str, Any]) -> dict[str, Any]:
+    _, message = _reaction_target(state, params)
+    name = (_str(params, "name") or "").strip(":")
+    if not name:
+        raise ApiError("invalid_name")
+    users = message.reactions.setdefault(name, [])
+    if BOT_USER_ID in users:
+        raise ApiError("already_reacted")
+    users.append(BOT_USER_ID)
+    return {"ok": True}
+
+
+@_method("reactions.remove")
+def _reactions_remove(state: WorkspaceState, params: dict[str, Any]) -> dict[str, Any]:
+    _, message = _reaction_target(state, params)
+    users = message.reactions.get((_str(params, "name") or "").strip(":"), [])
+    if BOT_USER_ID not in users:
+        raise ApiError("no_reaction")
+    users.remove(BOT_USER_ID)
+    return {"ok": True}
+
+
+@_method("reactions.get")
+def _reactions_get(state: WorkspaceState, params: dict[str, Any]) -> dict[str, Any]:
+    ch, message = _reaction_target(state, params)
+    return {"ok": True, "type": "message", "channel": ch.id, "message": message.to_api(ch.id)}
+
+
+# ----- canvases --------------------------------------------------------------------------
+
+
+def _canvas_markdown(params: dict[str, Any]) -> str:
+    content = _json_field(params, "document_content")
+    if content is None:
+        return ""
+    if not isinstance(content, dict) or content.get("type") != "markdown":
+        raise ApiError("invalid_arguments")
+    markdown = str(content.get("markdown", ""))
+    if len(markdown) > 1_048_576:
+        raise ApiError("canvas_creation_failed")
+    return markdown
+
+
+def _new_canvas(
+    state: WorkspaceState, params: dict[str, Any], *, kind: str, channel: _Channel | None
+) -> dict[str, Any]:
+    canvas_id = f"F{next(state._file_seq):010d}"
+    state._canvases[canvas_id] = {
+        "id": canvas_id,
+        "kind": kind,
+        "title": _str(params, "title") or "",
+        "markdown": _canvas_markdown(params),
+        "channel_id": channel.id if channel else None,
+        "access": {channel.id: "write"} if channel else {},
+        "edits": 0,
+    }
+    return {"ok": True, "canvas_id": canvas_id}
+
+
+@_method("conversations.canvases.create")
+def _channel_canvas_create(state: WorkspaceState, params: dict[str, Any]) -> dict[str, Any]:
+    ch = state._channel_param(params, "channel_id")
+    if not state.canvases_enabled:
+        raise ApiError("canvas_disabled_user_team")
+    if not state.channel_canvases_enabled:
+        raise ApiError("team_tier_cannot_create_channel_canvases")
+    if BOT_USER_ID not in ch.members:
+        raise ApiError("not_in_channel")
+    if ch.canvas_id is not None:
+        raise ApiError("channel_canvas_already_exists")
+    answer = _new_canvas(state, params, kind="channel", channel=ch)
+    ch.canvas_id = answer["canvas_id"]
+    return answer
+
+
+@_method("canvases.create")
+def _canvas_create(state: WorkspaceState, params: dict[str, Any]) -> dict[str, Any]:
+    if not state.canvases_enabled:
+        raise ApiError("canvas_disabled_user_team")
+    channel = state._channel_param(params, "channel_id") if _str(params, "channel_id") else None
+    if channel is not None and BOT_USER_ID not in channel.members:
+        raise ApiError("not_in_channel")
+    return _new_canvas(state, params, kind="standalone", channel=channel)
+
+
+@_method("canvases.edit")
+def _canvas_edit(state: WorkspaceState, params: dict[str, Any]) -> dict[str, Any]:
+    canvas = state._canvases.get(_str(params, "canvas_id") or "")
+    if canvas is None:
+        raise ApiError("canvas_not_found")
+    if not state.canvases_enabled:
+        raise ApiError("canvas_disabled_user_team")
+    changes = _json_field(params, "changes")
+    if not isinstance(changes, list) or not changes:
+        raise ApiError("invalid_arguments")
+    for change in changes:
+        if not isinstance(change, dict) or change.get("operation") not in (
+            "replace",
+            "insert_at_end",
+        ):
+            raise ApiError("invalid_arguments")
+        markdown = _canvas_markdown(change)
+        if change["operation"] == "replace" and not change.get("section_id"):
+            canvas["markdown"] = markdown
+        else:
+            canvas["markdown"] += markdown
+    canvas["edits"] += 1
+    return {"ok": True}
+
+
+@_method("canvases.access.set")
+def _canvas_access_set(state: WorkspaceState, params: dict[str, Any]) -> dict[str, Any]:
+    canvas = state._canvases.get(_str(params, "canvas_id") or "")
+    if canvas is None:
+        raise ApiError("canvas_not_found")
+    level = _str(params, "access_level") or ""
+    if level not in ("read", "write"):
+        raise ApiError("invalid_arguments")
+    channel_ids = _id_list(params.get("channel_ids"))
+    user_ids = _id_list(params.get("user_ids"))
+    if not channel_ids and not user_ids:
+        raise ApiError("invalid_arguments")
+    for channel_id in channel_ids:
+        state._channel_param({"channel": channel_id})
+        canvas["access"][channel_id] = level
+    for user_id in user_ids:
+        canvas["access"][user_id] = level
+    return {"ok": True}
+
+
+# ----- files (the upload flow of files_upload_v2) ----------------------------------------
+
+
+@_method("files.getUploadURLExternal")
+def _upload_url(state: WorkspaceState, params: dict[str, Any]) -> dict[str, Any]:
+    filename = _str(params, "filename")
+    if not filename:
+        raise ApiError("invalid_arguments")
+    length = _int(params, "length", 0)
+    if length <= 0:
+        raise ApiError("invalid_arguments")
+    file_id = f"F{next(state._file_seq):010d}"
+    state._files[file_id] = {"id": file_id, "name": filename, "length": length, "data": b""}
+    # The server swaps in its own address; Slack's is https://files.slack.com/upload/v1/…
+    return {"ok": True, "file_id": file_id, "upload_url": f"/upload/{file_id}"}
+
+
+@_method("files.completeUploadExternal")
+def _complete_upload(state: WorkspaceState, params: dict[str, Any]) -> dict[str, Any]:
+    items = _json_field(params, "files")
+    if not isinstance(items, list) or not items:
+        raise ApiError("invalid_arguments")
+    channel = (
+        state._postable_channel({"channel": params["channel_id"]})
+        if _str(params, "channel_id")
+        else None
+    )
+    done = []
+    for item in items:
+        record = state._files.get(str(item.get("id", ""))) if isinstance(item, dict) else None
+        if record is None or not record.get("data"):
+            raise ApiError("file_not_found")
+        record["title"] = str(item.get("title") or record["name"])
+        record["permalink"] = f"{TEAM_URL}files/{BOT_USER_ID}/{record['id']}/{record['name']}"
+        record["channels"] = [channel.id] if channel else []
+        done.append(
+            {
+                "id": record["id"],
+                "name": record["name"],
+                "title": record["title"],
+                "size": len(record["data"]),
+                "permalink": record["permalink"],
+                "url_private": record["permalink"],
+            }
+        )
+    if channel is not None:
+        message = _Message(
+            ts=state._next_ts(),
+            user=BOT_USER_ID,
+            text=_str(params, "initial_comment") or "",
+            files=copy.deepcopy(done),
+        )
+        state._append(channel, message)
+    return {"ok": True, "files": done}
 
 
 def known_methods() -> list[str]:
