@@ -304,6 +304,8 @@ class PostmortemService:
         sent = self._war_rooms.sent(incident.id, key)
         if sent and sent.get("ts"):
             self._slack.pin(str(sent["channel_id"] or channel_id), str(sent["ts"]))
+        # The card links the newest version.
+        self._war_rooms.refresh_card(incident.id)
 
     # -- 📌 and ✅ as they happen --------------------------------------------------------
 

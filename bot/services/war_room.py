@@ -260,10 +260,22 @@ class WarRoomService:
             deadlines = incident_deadlines(
                 uow, incident.id, config=self._config, now=self._clock.now()
             )
+            document = uow.postmortems.latest(incident.id)
+        postmortem = (
+            {
+                "version": document.version,
+                "via": document.published_via,
+                "permalink": document.permalink,
+                "built_at": document.built_at,
+            }
+            if document is not None
+            else None
+        )
         return self._renderer.render(
             "incident_card",
             incident=incident_context(incident),
             deadlines=deadlines,
+            postmortem=postmortem,
             **vocabulary_context(),
         )
 

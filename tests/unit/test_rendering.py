@@ -361,6 +361,20 @@ def test_card_and_status_list_every_deadline_with_where_it_stands(renderer: Rend
         assert words in card, words
 
 
+def test_card_links_the_newest_postmortem(renderer: Renderer) -> None:
+    card = renderer.render(
+        "incident_card",
+        incident=incident_context(make_incident()),
+        deadlines=deadlines_sample(),
+        postmortem={"version": 3, "via": "canvas", "permalink": "https://x/c/1", "built_at": NOW},
+        **vocabulary_context(),
+    )
+    assert check_message(card) == []
+    assert "Postmortem v3 (canvas)" in json.dumps(card) and "<https://x/c/1|open it>" in json.dumps(
+        card
+    )
+
+
 def test_card_shows_indicators_and_taxonomy(renderer: Renderer) -> None:
     card = renderer.render(
         "incident_card",
