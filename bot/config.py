@@ -410,6 +410,8 @@ class WarroomConfig(_Strict):
     channel_prefix: str = "inc"
     private_channels: bool = False
     announce_channel: str | None = None
+    # Where a drill's stakeholder messages go instead of the real audiences.
+    drill_channel: str | None = None
     roles: RoleRota = Field(default_factory=RoleRota)
     audiences: Audiences = Field(default_factory=Audiences)
     deadlines: Deadlines = Field(default_factory=Deadlines)
@@ -438,7 +440,7 @@ class WarroomConfig(_Strict):
             raise ValueError(f"'{value}' is not a directory")
         return value
 
-    @field_validator("announce_channel")
+    @field_validator("announce_channel", "drill_channel")
     @classmethod
     def _announce(cls, value: str | None) -> str | None:
         if value is not None:

@@ -34,6 +34,8 @@ USAGE = {
     "recover": "/incident recover",
     "postmortem": "/incident postmortem",
     "rules": "/incident rules",
+    "runbook": "/incident runbook",
+    "drill": "/incident drill [<scenario>]",
     "help": "/incident help",
 }
 
@@ -134,6 +136,18 @@ class ShowRules:
     """`/incident rules`: detection and classification rules in force, lessons included."""
 
 
+@dataclass(frozen=True)
+class ShowRunbook:
+    """`/incident runbook`: the team's runbook, rendered from the live configuration."""
+
+
+@dataclass(frozen=True)
+class RunDrill:
+    """`/incident drill` lists the scenarios; `/incident drill <scenario>` starts one."""
+
+    scenario: str | None = None
+
+
 IncidentCommand = (
     ShowHelp
     | OpenDeclareModal
@@ -151,6 +165,8 @@ IncidentCommand = (
     | StartRecovery
     | BuildPostmortem
     | ShowRules
+    | ShowRunbook
+    | RunDrill
 )
 
 
@@ -198,6 +214,12 @@ def parse_command(text: str) -> IncidentCommand:
         return _no_arguments(verb, args, BuildPostmortem())
     if verb == "rules":
         return _no_arguments(verb, args, ShowRules())
+    if verb == "runbook":
+        return _no_arguments(verb, args, ShowRunbook())
+    if verb == "drill":
+        if len(args) > 1:
+            raise UsageError("`drill` takes at most one scenario name.", usage=USAGE["drill"])
+        return RunDrill(scenario=args[0].lower() if args else None)
     raise UsageError(f"`{verb}` is not an `/incident` command.", usage="\n".join(USAGE.values()))
 
 
