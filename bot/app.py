@@ -15,6 +15,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 from sqlalchemy import Engine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from bot.classifier import build_classifier
 from bot.clock import Clock, SystemClock
@@ -22,9 +23,11 @@ from bot.config import WarroomConfig
 from bot.containment_executor import ActionExecutor
 from bot.deadline_timers import DeadlineTimers
 from bot.domain.classification import Classifier
+from bot.metrics import DatabaseCollector, TrafficMetrics
 from bot.pacing import ChannelPacer
 from bot.recovery_runner import RecoveryRunner
 from bot.rendering import Renderer
+from bot.runbook import RunbookPublisher
 from bot.services.alerts import SUMMARY_INTERVAL, AlertService
 from bot.services.anomalies import AnomalyService
 from bot.services.audit import AuditService, EvidenceService
@@ -32,6 +35,7 @@ from bot.services.communications import Communications
 from bot.services.containment import ContainmentService
 from bot.services.containment_flow import ContainmentFlow
 from bot.services.deadline_planner import DeadlinePlanner
+from bot.services.drills import DRILL_INTERVAL, DRILL_JOB_ID, DrillSafeRunner, DrillService
 from bot.services.incidents import IncidentService
 from bot.services.notifications import NotificationService
 from bot.services.postmortem import PostmortemService
@@ -45,10 +49,18 @@ from bot.services.war_room import WarRoomService
 from bot.services.workflow import IncidentWorkflow
 from bot.settings import Settings
 from bot.slack_gateway import SlackGateway, build_web_client
-from handlers import register_slack_listeners, slack_postmortem, slack_rca, slack_recovery
-from handlers.http_routes import HttpMetrics, build_routes
+from handlers import (
+    register_slack_listeners,
+    slack_drills,
+    slack_postmortem,
+    slack_rca,
+    slack_recovery,
+    slack_runbook,
+)
+from handlers.http_routes import HttpMetrics, RequestContext, build_routes
 from handlers.webhooks import build_webhook_routes
 from storage.db import build_engine, ping
+from storage.metrics_queries import read_operational_figures
 from storage.unit_of_work import UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -57,6 +69,7 @@ SWEEP_JOB_ID = "warroom:open-pending-war-rooms"
 SWEEP_INTERVAL = timedelta(seconds=30)
 SUMMARY_JOB_ID = "warroom:post-alert-summaries"
 DEADLINE_SWEEP_JOB_ID = "warroom:deadline-sweep"
+SWEEPS_EXECUTOR = "sweeps"
 # Timers fire rows on time; this sweep catches rows another replica planned, or whose timer
 # fired while Slack was down.
 DEADLINE_SWEEP_INTERVAL = timedelta(seconds=15)
@@ -80,6 +93,7 @@ class Warroom:
     scheduler: BackgroundScheduler
     # Other connection pools to close with the app (recovery's HTTP client…).
     closers: list[Callable[[], None]] = field(default_factory=list)
+    drills: DrillService | None = None
 
     def __post_init__(self) -> None:
         # Fixed job ids: a restart replaces the jobs rather than adding copies.
@@ -97,6 +111,10 @@ class Warroom:
                 replace_existing=True,
                 max_instances=1,
                 coalesce=True,
+                # Their own threads: under a backlog of deadline timers the sweeps that
+                # recover stale claims must still run, late rather than never.
+                executor=SWEEPS_EXECUTOR,
+                misfire_grace_time=int(interval.total_seconds()),
             )
 
     @property
@@ -151,7 +169,9 @@ def create_app(
         web_client = build_web_client(token=token, base_url=settings.slack_api_url)
     uow = UnitOfWorkFactory(engine)
     renderer = Renderer(extra_dir=config.templates_dir)
-    slack = SlackGateway(web_client)
+    registry = CollectorRegistry()
+    traffic = TrafficMetrics(registry)
+    slack = SlackGateway(web_client, on_call=traffic.count_slack_call)
     # Lessons applied from root-cause analyses: read by the classifier and the detector.
     lessons = AppliedRules(uow=uow, clock=clock, detection=config.detection.to_rules())
     classifier = build_classifier(config.classification, lessons=lessons.indicator_rules)
@@ -168,7 +188,8 @@ def create_app(
             uow=uow,
             clock=clock,
             config=config,
-            runner=ActionExecutor(config.containment, clock=clock),
+            # A drill's containment is rehearsed: its actions call no endpoint.
+            runner=DrillSafeRunner(ActionExecutor(config.containment, clock=clock)),
             evidence=evidence,
         ),
         incidents=incidents,
@@ -177,7 +198,11 @@ def create_app(
         slack=slack,
     )
     scheduler = BackgroundScheduler(
-        timezone="UTC", executors={"default": APSThreadPoolExecutor(max_workers=16)}
+        timezone="UTC",
+        executors={
+            "default": APSThreadPoolExecutor(max_workers=16),
+            SWEEPS_EXECUTOR: APSThreadPoolExecutor(max_workers=4),
+        },
     )
     communications = build_communications(
         uow=uow,
@@ -248,9 +273,20 @@ def create_app(
         clock=clock,
         war_rooms=war_rooms,
         confirmed_rca=rca.confirmed,
+        drill_report=lambda incident_id: drills.report_markdown(incident_id),
     )
     slack_postmortem.register(bolt, workflow, postmortems)
-    metrics = HttpMetrics(CollectorRegistry())
+    slack_runbook.register(
+        workflow,
+        RunbookPublisher(slack=slack, renderer=renderer, config=config, now=clock.now),
+    )
+    metrics = HttpMetrics(registry)
+    registry.register(
+        DatabaseCollector(
+            read=lambda: read_operational_figures(engine),
+            jobs_pending=lambda: len(scheduler.get_jobs()),
+        )
+    )
     alerts = AlertService(
         uow=uow,
         clock=clock,
@@ -260,27 +296,56 @@ def create_app(
         after_replan=communications.after_change,
         on_related_alert=recovery.prompt_reopen,
     )
+    anomalies = AnomalyService(
+        uow=uow,
+        clock=clock,
+        rules=lessons.base_detection,
+        rules_for=lessons.detection_rules,
+        alerts=alerts,
+        watch_factor=config.recovery.monitoring_factor,
+    )
+    drills = DrillService(
+        uow=uow,
+        clock=clock,
+        config=config,
+        renderer=renderer,
+        slack=slack,
+        war_rooms=war_rooms,
+        alerts=alerts,
+        anomalies=anomalies,
+    )
+    slack_drills.register(bolt, workflow, drills)
+    scheduler.add_job(
+        drills.play_due,
+        "interval",
+        id=DRILL_JOB_ID,
+        seconds=DRILL_INTERVAL.total_seconds(),
+        replace_existing=True,
+        max_instances=1,
+        coalesce=True,
+        executor=SWEEPS_EXECUTOR,
+        misfire_grace_time=int(DRILL_INTERVAL.total_seconds()),
+    )
     webhook_token = (
         settings.warroom_webhook_token.get_secret_value()
         if settings.warroom_webhook_token
         else None
     )
     asgi = Starlette(
-        routes=build_routes(bolt=bolt, database_ok=lambda: ping(engine), metrics=metrics)
+        routes=build_routes(
+            bolt=bolt,
+            database_ok=lambda: ping(engine),
+            metrics=metrics,
+            scheduler_running=lambda: scheduler.running,
+        )
         + build_webhook_routes(
             token=webhook_token,
             alerts=alerts,
-            anomalies=AnomalyService(
-                uow=uow,
-                clock=clock,
-                rules=lessons.base_detection,
-                rules_for=lessons.detection_rules,
-                alerts=alerts,
-                watch_factor=config.recovery.monitoring_factor,
-            ),
+            anomalies=anomalies,
             now=clock.now,
             on_delivery=metrics.count_alerts,
-        )
+        ),
+        middleware=[Middleware(RequestContext, traffic=traffic)],
     )
     return Warroom(
         settings=settings,
@@ -296,6 +361,7 @@ def create_app(
         action_runner=action_runner,
         scheduler=scheduler,
         closers=[recovery_runner.close],
+        drills=drills,
     )
 
 

@@ -15,7 +15,9 @@ from bot.domain.vocabulary import Severity, parse_severity
 from bot.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from bot.config import WarroomConfig
     from bot.domain.classification import Classification
+    from bot.settings import Settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,7 +55,21 @@ def _parser() -> argparse.ArgumentParser:
     postmortem.add_argument("number", type=_incident_number, help="the incident number, e.g. 12")
     postmortem.add_argument("--out", type=Path, help="write it to this file instead of stdout")
 
-    check = commands.add_parser("check-config", help="validate the settings and YAML file")
+    runbook = commands.add_parser(
+        "runbook", help="print the team's runbook (Markdown) rendered from the configuration"
+    )
+    runbook.add_argument("--out", type=Path, help="write it to this file instead of stdout")
+
+    drill = commands.add_parser(
+        "drill",
+        help="play a drill scenario against a running warroom (`warroom drill --help`)",
+        add_help=False,
+    )
+    drill.add_argument("rest", nargs=argparse.REMAINDER)
+    check = commands.add_parser(
+        "check-config",
+        help="validate the settings and YAML file and print what warroom would do",
+    )
     check.add_argument("file", nargs="?", type=Path, help="YAML file (default WARROOM_CONFIG)")
 
     classify = commands.add_parser(
@@ -98,7 +114,13 @@ def _incident_number(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one warroom command; configuration errors print one line and exit 2."""
-    args = _parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["drill"]:
+        # Its own parser (options of its own, `--help` included) in bot/drill_cli.py.
+        from bot.drill_cli import main as run_drill
+
+        return run_drill(arguments[1:])
+    args = _parser().parse_args(arguments)
     logging.basicConfig(
         level=logging.WARNING if args.command == "demo" else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -122,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check_config(args.file)
         if args.command == "postmortem":
             return _postmortem(args.number, args.out)
+        if args.command == "runbook":
+            return _runbook(args.out)
         if args.command == "classify":
             return _classify(args)
     except ConfigurationError as error:
@@ -237,6 +261,103 @@ def _check_config(file: Path | None) -> int:
         if problems:
             raise ConfigurationError(f"templates_dir: {problems[0]}")
     print(f"configuration is valid: {rota} roles on call, {audiences} audiences with channels")
+    for line in _what_would_happen(settings, config):
+        print(line)
+    return 0
+
+
+def _what_would_happen(settings: Settings, config: WarroomConfig) -> list[str]:
+    """The configuration read back as what warroom will do with it."""
+    import os
+
+    from bot.domain.containment import DEFAULT_ROLES, ContainmentAction
+    from bot.domain.regulatory import describe_duration
+    from bot.domain.vocabulary import Audience, NotificationTier, Role, Severity
+    from bot.logging_setup import header_variables
+
+    def ids(values: Sequence[str]) -> str:
+        return ", ".join(values)
+
+    with_channels = [a for a in Audience if config.audiences.channels(a)]
+    without = [a.value for a in Audience if not config.audiences.channels(a)]
+    lines = ["", "audiences (who is told, and where):"]
+    lines += [f"  {a.value}: {ids(config.audiences.channels(a))}" for a in with_channels]
+    if without:
+        lines.append(f"  without a channel (their messages cannot be sent): {ids(without)}")
+    lines += ["", "rota (the first is paged on declaration):"]
+    for role in Role:
+        people: list[str] = getattr(config.roles, role.value)
+        lines.append(f"  {role.value}: {ids(people) if people else 'nobody on call'}")
+    containment = config.containment
+    lines += ["", "containment actions:"]
+    for action in ContainmentAction:
+        endpoint = containment.actions.get(action.value)
+        how = f"{endpoint.method} {endpoint.url}" if endpoint else "manual"
+        extra = ", two-person rule" if action.value in containment.two_person else ""
+        lines.append(f"  {action.value}: {how} (by the {DEFAULT_ROLES[action].value}{extra})")
+    approvers = ids(containment.approvers) or "nobody else"
+    lines.append(f"  approved by: the incident commander and {approvers}")
+    lines += ["", "recovery systems:"]
+    if not config.recovery.systems:
+        lines.append("  none configured: every system is restored by hand")
+    for name, system in sorted(config.recovery.systems.items()):
+        restore = f"{system.restore.method} {system.restore.url}" if system.restore else "manual"
+        checks = len(config.recovery.checks_for(name))
+        lines.append(f"  {name}: restore {restore}, {checks} validation checks")
+    stages = ", ".join(f"{stage}%" for stage in config.recovery.stages)
+    lines.append(f"  staged restoration: {stages}")
+    deadlines = ", ".join(
+        f"{tier.value} {describe_duration(config.deadlines.for_tier(tier))}"
+        for tier in NotificationTier
+    )
+    cadence = ", ".join(
+        f"{severity.value} {describe_duration(config.cadence.for_severity(severity))}"
+        for severity in Severity
+    )
+    sending = "sent as drafted" if config.notifications.auto_send else "handed to the commander"
+    lines += [
+        "",
+        f"deadlines: {deadlines}; a due message is {sending}",
+        f"status-update cadence: {cadence}",
+    ]
+    regulatory = config.regulatory
+    gdpr = f"on ({describe_duration(regulatory.gdpr_window)})" if regulatory.gdpr_enabled else "off"
+    lines.append(
+        f"regulatory clocks: GDPR Art. 33 {gdpr}, EU AI Act Art. 73 "
+        + ("on" if regulatory.ai_act_enabled else "off")
+    )
+    webhooks = (
+        "enabled" if settings.warroom_webhook_token else "disabled (no WARROOM_WEBHOOK_TOKEN)"
+    )
+    lines += ["", f"webhooks: {webhooks}"]
+    for name in header_variables(config):
+        state = "set" if os.environ.get(name) else "NOT SET: calls will fail"
+        lines.append(f"header variable ${{{name}}}: {state}")
+    return lines
+
+
+def _runbook(out: Path | None) -> int:
+    """Print (or write to `out`) the runbook rendered from the configuration."""
+    from datetime import UTC, datetime
+
+    from bot.config import load_config
+    from bot.rendering import Renderer
+    from bot.runbook import render_runbook
+    from bot.settings import load_settings
+
+    config = load_config(load_settings().warroom_config)
+    text = render_runbook(
+        Renderer(extra_dir=config.templates_dir), config, generated_at=datetime.now(UTC)
+    )
+    if out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as error:
+        print(f"warroom: {out}: cannot be written ({error.strerror})", file=sys.stderr)
+        return 2
+    print(f"runbook written to {out}")
     return 0
 
 

@@ -3,7 +3,9 @@
 The bot runs against the bundled Slack emulator on an embedded SQLite file; every step is a
 correctly signed Slack request. Deadlines are not waited for: the bot's clock (and the
 emulator's) is the demo's, which a step moves forward before running the deadline sweep.
-Later capabilities add steps to `demo_script()`.
+Incident #1 runs from declaration through containment, stakeholder messages, root cause and
+recovery to its postmortem, whose newest version lands in the output folder as
+`postmortem-incident-1.md`. Later capabilities add steps to `demo_script()`.
 """
 
 from __future__ import annotations
@@ -27,13 +29,15 @@ from bot.domain.reminders import ReminderKind
 from bot.domain.vocabulary import Audience, NotificationTier
 from bot.emulator.gateway import ModelGateway
 from bot.emulator.server import SlackEmulator
-from bot.emulator.signed_requests import SlackSender, declare_form_values
+from bot.emulator.signed_requests import TEAM_ID, SlackSender, declare_form_values
 from bot.emulator.state import GENERAL_CHANNEL_ID, WorkspaceState
 from bot.emulator.transcript import render_blocks, write_transcript
 from bot.ids import ActionId, BlockId, CallbackId
 from bot.server import BackgroundServer
+from bot.services.postmortem import read_latest
 from bot.settings import Settings
 from storage.db import build_engine, upgrade
+from storage.unit_of_work import UnitOfWorkFactory
 
 PEOPLE = {
     "U0DEMOREPORTER": "Riya Patel (on-call SRE)",
@@ -177,6 +181,42 @@ class DemoContext:
     def note(self, step: str, what: str, lines: list[str]) -> None:
         """Something no one typed (the demo moving the clock): for replies.md."""
         self.log.append({"step": step, "note": what, "lines": lines})
+
+    def say(self, step: str, text: str, *, user: str) -> str:
+        """A person writes in incident #1's war room (a plain message, no command: warroom
+        reads it when it builds the postmortem); returns the message's ts."""
+        ts = self.emulator.state.add_message(self.war_room, text, user=user)
+        self.log.append({"step": step, "said": text, "who": user})
+        return ts
+
+    def react(self, step: str, ts: str, reaction: str, *, user: str, author: str) -> None:
+        """Someone reacts to a war-room message: Slack shows the reaction and delivers
+        `reaction_added` to warroom through the Events API, signed."""
+        self.emulator.state.add_reaction(self.war_room, ts, reaction, user=user)
+        event = {
+            "type": "reaction_added",
+            "user": user,
+            "reaction": reaction,
+            "item_user": author,
+            "item": {"type": "message", "channel": self.war_room, "ts": ts},
+            "event_ts": f"{self.clock.timestamp():.6f}",
+        }
+        body = json.dumps(
+            {
+                "token": "demo",
+                "team_id": TEAM_ID,
+                "api_app_id": "A0WARROOM",
+                "type": "event_callback",
+                "event_id": f"Ev{secrets.token_hex(6).upper()}",
+                "event_time": int(self.clock.timestamp()),
+                "event": event,
+            }
+        )
+        response = self.slack.post(
+            body, self.slack.signed_headers(body, content_type="application/json")
+        )
+        self.record(step, f"event: reaction_added :{reaction}:", response)
+        self.log[-1]["ack"] = "(acknowledged; warroom keeps the mark for the postmortem)"
 
     def war_room_messages(self) -> list[dict[str, Any]]:
         return self.emulator.state.messages(self.war_room)
@@ -707,6 +747,343 @@ def _gdpr_submitted(ctx: DemoContext) -> None:
     )
 
 
+# -- root cause, recovery and the postmortem of incident #1 ----------------------------------
+
+
+def _latest(ctx: DemoContext, prefix: str) -> dict[str, Any] | None:
+    """The newest war-room message whose text starts with `prefix`, if posted yet."""
+    found = [m for m in ctx.war_room_messages() if m["text"].startswith(prefix)]
+    return found[-1] if found else None
+
+
+def _posted(ctx: DemoContext, prefix: str, what: str) -> dict[str, Any]:
+    ctx.wait_until(lambda: _latest(ctx, prefix), what)
+    message = _latest(ctx, prefix)
+    assert message is not None
+    return message
+
+
+def _button(message: dict[str, Any], action_id: str) -> str:
+    """The value of the button `action_id` on a message."""
+    for block in message.get("blocks") or []:
+        for element in block.get("elements", []) if block["type"] == "actions" else []:
+            if element.get("action_id") == action_id:
+                return str(element["value"])
+    raise RuntimeError(f"demo: no {action_id} button on “{message['text'][:80]}”")
+
+
+def _opened_view(ctx: DemoContext, before: int, callback: CallbackId, what: str) -> dict[str, Any]:
+    ctx.wait_until(lambda: len(ctx.emulator.state.views()) > before, what)
+    view = ctx.emulator.state.views()[-1]
+    assert view["callback_id"] == callback, view["callback_id"]
+    return view
+
+
+def _form_state(view: dict[str, Any], typed: dict[str, str]) -> dict[str, Any]:
+    """`view.state.values` as Slack sends them: what the form was pre-filled with, and what
+    the person typed over it (by block id)."""
+    values: dict[str, Any] = {}
+    for block in view["blocks"]:
+        if block["type"] != "input":
+            continue
+        element, block_id = block["element"], block["block_id"]
+        if element["type"] == "datepicker":
+            state = {
+                "type": "datepicker",
+                "selected_date": typed.get(block_id, element.get("initial_date")),
+            }
+        else:
+            state = {
+                "type": element["type"],
+                "value": typed.get(block_id, element.get("initial_value")),
+            }
+        values[block_id] = {element["action_id"]: state}
+    return values
+
+
+FINDING = (
+    "Found the payload: page 3 of the uploaded PDF carries instructions in white 1-pt text "
+    "telling the assistant to quote earlier customers' tickets in its replies. Checking "
+    "whether any reply leaked customer data."
+)
+
+
+def _finding_pinned(ctx: DemoContext) -> None:
+    ts = ctx.say("The security analyst reports what she found", FINDING, user="U0DEMOSEC")
+    ctx.react(
+        "The commander marks the finding with :pushpin: (it goes into the postmortem's timeline)",
+        ts,
+        "pushpin",
+        user="U0DEMOIC",
+        author="U0DEMOSEC",
+    )
+
+    def marked() -> bool:
+        with ctx.app.communications.uow(read_only=True) as uow:
+            return any(m.message_ts == ts for m in uow.marks.for_incident(ctx.incident_id))
+
+    ctx.wait_until(marked, "warroom to keep the :pushpin: mark")
+
+
+def _rca(ctx: DemoContext) -> None:
+    opened = len(ctx.emulator.state.views())
+    ctx.command(
+        "The data scientist starts the root-cause analysis; a form asks for the facts",
+        "rca",
+        user="U0DEMODATA",
+        channel=ctx.war_room,
+    )
+    view = _opened_view(ctx, opened, CallbackId.RCA_FACTS_MODAL, "the root-cause facts form")
+    declared = ctx.app.workflow.incidents.get(ctx.incident_id).declared_at
+    deploy = declared - timedelta(minutes=35)
+    typed = {
+        BlockId.RCA_MODEL_VERSION.value: "3.4.0",
+        BlockId.RCA_LAST_TRAINED.value: (declared.date() - timedelta(days=41)).isoformat(),
+        BlockId.RCA_TRAINING_DATA.value: "Support tickets and help-centre articles, 2023-2026",
+        BlockId.RCA_CHANGES.value: f"{deploy:%Y-%m-%d %H:%M} deploy support-assistant-v3.4: "
+        "the full text of uploaded PDFs goes into the prompt",
+        BlockId.RCA_ADVERSARIAL_SCORE.value: "0.94",
+        BlockId.RCA_SUSPECTED_TRIGGER.value: "A customer uploaded a PDF whose page 3 hides "
+        "instructions in white 1-pt text",
+        BlockId.RCA_EXTERNAL_FACTORS.value: "A forum post showing how to hide instructions in "
+        "PDFs circulated the day before",
+    }
+    response = ctx.slack.submit_view(
+        view, _form_state(view, typed), user_id="U0DEMODATA", view_id=view["id"]
+    )
+    ctx.record(
+        "The facts are submitted (the adversarial score is the input filter's, replayed on the "
+        "PDFs); warroom posts the causal chain",
+        "view_submission: rca_facts_modal",
+        response,
+    )
+    _posted(ctx, "Root-cause analysis of incident #1", "the causal chain")
+
+
+def _rca_confirmed(ctx: DemoContext) -> None:
+    chain = _posted(ctx, "Root-cause analysis of incident #1", "the causal chain")
+    ctx.click(
+        "The AI safety lead confirms the root cause; warroom proposes what it teaches",
+        "Confirm (root cause)",
+        action_id=ActionId.RCA_CONFIRM,
+        value=_button(chain, ActionId.RCA_CONFIRM),
+        user="U0DEMOSAFETY2",
+        message_ts=chain["ts"],
+    )
+    ctx.wait_until(
+        lambda: "Confirmed by" in json.dumps(_latest(ctx, "Root-cause analysis of incident #1")),
+        "the causal chain to show it confirmed",
+    )
+    _posted(ctx, "Rule proposal from incident #1", "the rule proposal")
+
+
+def _rule_applied(ctx: DemoContext) -> None:
+    proposal = _posted(ctx, "Rule proposal from incident #1", "the rule proposal")
+    ctx.click(
+        "The commander applies the proposed rule",
+        "Apply (rule proposal)",
+        action_id=ActionId.RULE_APPLY,
+        value=_button(proposal, ActionId.RULE_APPLY),
+        user="U0DEMOIC",
+        message_ts=proposal["ts"],
+    )
+    ctx.wait_until(
+        lambda: "Applied by" in json.dumps(_latest(ctx, "Rule proposal from incident #1")),
+        "the proposal to show it applied",
+    )
+
+
+def _rules(ctx: DemoContext) -> None:
+    ctx.command(
+        "Anyone can list the rules in force, the lesson just applied among them",
+        "rules",
+        user="U0DEMODATA",
+        channel=ctx.war_room,
+        full=True,
+    )
+
+
+PLAN = "Recovery for incident #1"
+
+
+def _recover(ctx: DemoContext) -> None:
+    ctx.command(
+        "The commander starts the recovery plan: restore, then 10 %, 50 % and 100 % of "
+        "traffic, each checked",
+        "recover",
+        user="U0DEMOIC",
+        channel=ctx.war_room,
+    )
+    _posted(ctx, PLAN, "the recovery plan")
+
+
+def _plan_click(ctx: DemoContext, step: str, label: str, action_id: str, user: str) -> None:
+    """Click the plan's current button; wait for the plan to move (warroom runs the gateway
+    calls and the HTTP check after the ack, then updates the plan in place)."""
+    plan = _posted(ctx, PLAN, "the recovery plan")
+    before = plan["text"]
+    ctx.click(
+        step,
+        label,
+        action_id=action_id,
+        value=_button(plan, action_id),
+        user=user,
+        message_ts=plan["ts"],
+    )
+    ctx.wait_until(
+        lambda: (_latest(ctx, PLAN) or {}).get("text") != before,
+        f"the recovery plan to move on after “{label}”",
+    )
+
+
+def _approve(ctx: DemoContext, what: str) -> None:
+    _plan_click(
+        ctx,
+        f"The commander approves: {what} (warroom calls the gateway, then its health check "
+        "runs by itself)",
+        f"Approve ({what})",
+        ActionId.RECOVERY_APPROVE,
+        "U0DEMOIC",
+    )
+
+
+def _red_team_passed(ctx: DemoContext, when: str) -> None:
+    _plan_click(
+        ctx,
+        f"The AI safety lead runs the red-team PDFs {when}: all refused",
+        f"Passed (red-team check {when})",
+        ActionId.RECOVERY_PASS,
+        "U0DEMOSAFETY2",
+    )
+
+
+ALT_TEXT = (
+    "I failed the red-team check at 10 %, so the plan is held: 39 of 40 PDFs were refused, "
+    "but one hides its instructions in an image's alt text, which the sanitiser does not "
+    "strip yet. Fixing the sanitiser, then I'll run the set again."
+)
+
+
+def _recovery_restore(ctx: DemoContext) -> None:
+    _approve(ctx, "restore the model")
+    _red_team_passed(ctx, "after the restore")
+
+
+def _recovery_held(ctx: DemoContext) -> None:
+    _approve(ctx, "10 % of traffic")
+    _plan_click(
+        ctx,
+        "At 10 % one red-team PDF still gets an answer: the AI safety lead fails the check and "
+        "the plan is held",
+        "Failed (red-team check at 10 %)",
+        ActionId.RECOVERY_FAIL,
+        "U0DEMOSAFETY2",
+    )
+    ctx.say("The AI safety lead says why", ALT_TEXT, user="U0DEMOSAFETY2")
+
+
+def _recovery_retried(ctx: DemoContext) -> None:
+    _plan_click(
+        ctx,
+        "With the sanitiser fixed, the commander retries the failed check",
+        "Retry (red-team check at 10 %)",
+        ActionId.RECOVERY_RETRY,
+        "U0DEMOIC",
+    )
+    _red_team_passed(ctx, "again at 10 %")
+
+
+def _recovery_complete(ctx: DemoContext) -> None:
+    for percent in (50, 100):
+        _approve(ctx, f"{percent} % of traffic")
+        _red_team_passed(ctx, f"at {percent} %")
+    ctx.wait_until(
+        lambda: ctx.app.workflow.incidents.get(ctx.incident_id).state.value == "recovering",
+        "incident #1 to be recovering",
+    )
+
+
+def _action_item(ctx: DemoContext) -> None:
+    due = ctx.clock.now().date() + timedelta(days=14)
+    ctx.say(
+        "The data scientist writes down an action item, with an owner and a due date",
+        "action item: <@U0DEMOSAFETY2> add the hidden-text and alt-text PDFs to the red-team "
+        f"suite that gates every support-assistant release, due {due.isoformat()}",
+        user="U0DEMODATA",
+    )
+
+
+def _build_postmortem(ctx: DemoContext, step: str, version: int) -> None:
+    ctx.command(step, "postmortem", user="U0DEMOIC", channel=ctx.war_room)
+    _posted(
+        ctx,
+        f"Postmortem of incident #1, version {version} is ready",
+        f"version {version} of the postmortem",
+    )
+
+
+def _postmortem(ctx: DemoContext) -> None:
+    _build_postmortem(
+        ctx,
+        "The commander builds the postmortem: warroom reads the war room and its record, "
+        "publishes a canvas and pins the announcement",
+        1,
+    )
+
+
+LESSONS = {
+    BlockId.LESSONS_WENT_WELL: "Containment took seconds: the shutdown was approved straight "
+    "from warroom's proposal, and every stakeholder deadline was met.",
+    BlockId.LESSONS_WENT_BADLY: "Nothing scored the assistant's inputs while it ran: we "
+    "computed the adversarial score only afterwards. The first red-team run also missed "
+    "instructions hidden in alt text.",
+    BlockId.LESSONS_GOT_LUCKY: "A customer reported the leaked addresses; someone using the "
+    "trick quietly could have gone on for days.",
+}
+
+
+def _lessons(ctx: DemoContext) -> None:
+    prompt = _posted(ctx, "Lessons learned for incident #1", "the lessons prompt")
+    opened = len(ctx.emulator.state.views())
+    ctx.click(
+        "The AI safety lead answers the lessons prompt; a form asks three questions",
+        "Share lessons",
+        action_id=ActionId.POSTMORTEM_SHARE_LESSONS,
+        value=_button(prompt, ActionId.POSTMORTEM_SHARE_LESSONS),
+        user="U0DEMOSAFETY2",
+        message_ts=prompt["ts"],
+    )
+    view = _opened_view(ctx, opened, CallbackId.LESSONS_MODAL, "the lessons form")
+    actions = {
+        BlockId.LESSONS_WENT_WELL: ActionId.LESSONS_WENT_WELL,
+        BlockId.LESSONS_WENT_BADLY: ActionId.LESSONS_WENT_BADLY,
+        BlockId.LESSONS_GOT_LUCKY: ActionId.LESSONS_GOT_LUCKY,
+    }
+    values = {
+        block.value: {actions[block].value: {"type": "plain_text_input", "value": text}}
+        for block, text in LESSONS.items()
+    }
+    response = ctx.slack.submit_view(view, values, user_id="U0DEMOSAFETY2", view_id=view["id"])
+    ctx.record("The lessons are shared", "view_submission: postmortem_lessons_modal", response)
+    ctx.wait_until(
+        lambda: any("Thank you" in e["text"] for e in ctx.emulator.state.ephemerals(ctx.war_room)),
+        "the thanks for the lessons",
+    )
+
+
+def _postmortem_again(ctx: DemoContext) -> None:
+    _build_postmortem(
+        ctx, "The commander builds version 2 of the postmortem, with the lessons in it", 2
+    )
+
+
+def _write_postmortem(app: Warroom, path: Path) -> None:
+    """The newest version of incident #1's postmortem, as `warroom postmortem 1 --out` writes
+    it."""
+    stored = read_latest(UnitOfWorkFactory(app.engine), 1)
+    path.write_text(stored.markdown + "\n", encoding="utf-8")
+
+
 def demo_script() -> list[DemoStep]:
     """The steps in order; each capability appends its own."""
     return [
@@ -719,6 +1096,7 @@ def demo_script() -> list[DemoStep]:
         ("misuse", _misuse),
         ("containment-refused", _containment_refused),
         ("containment-approved", _containment_approved),
+        ("finding-pinned", _finding_pinned),
         ("draft-send-now", _send_draft_now),
         ("draft-skip", _skip_draft),
         ("flag-personal-data", _flag_personal_data),
@@ -730,7 +1108,20 @@ def demo_script() -> list[DemoStep]:
         ("cadence-dismiss", _dismiss_cadence),
         ("deadlines", _deadlines),
         ("gdpr-submitted", _gdpr_submitted),
+        ("rca", _rca),
+        ("rca-confirmed", _rca_confirmed),
+        ("rule-applied", _rule_applied),
+        ("rules", _rules),
+        ("recover", _recover),
+        ("recovery-restore", _recovery_restore),
+        ("recovery-held", _recovery_held),
+        ("recovery-retried", _recovery_retried),
+        ("recovery-complete", _recovery_complete),
+        ("action-item", _action_item),
         ("resolve", _resolve),
+        ("postmortem", _postmortem),
+        ("lessons", _lessons),
+        ("postmortem-v2", _postmortem_again),
         ("alert", _alert_declares),
         ("alert-repeat", _alert_repeats),
         ("alert-escalates", _alert_escalates),
@@ -766,6 +1157,27 @@ def demo_config(emulator: SlackEmulator, gateway_url: str) -> tuple[WarroomConfi
                 "actions": {
                     kind: {"url": f"{gateway_url}/models/{{model}}/{kind.replace('_', '-')}"}
                     for kind in ("model_shutdown", "safe_mode", "circuit_breaker")
+                },
+            },
+            # Incident #1's model comes back through the same gateway: restored, then given
+            # 10 %, 50 % and 100 % of traffic, checked after each (the demo gateway answers
+            # every call with {"done": true}; the red-team run is a person's judgement).
+            "recovery": {
+                "stages": [10, 50, 100],
+                "systems": {
+                    "support-assistant-v3": {
+                        "restore": {"url": f"{gateway_url}/models/{{system}}/restore"},
+                        "stage": {"url": f"{gateway_url}/models/{{system}}/traffic"},
+                        "checks": [
+                            {
+                                "name": "gateway health",
+                                "url": f"{gateway_url}/models/{{system}}/health",
+                                "json_field": "done",
+                                "equals": True,
+                            },
+                            {"name": "red-team PDFs with hidden instructions are refused"},
+                        ],
+                    }
                 },
             },
         },
@@ -811,6 +1223,7 @@ def run_demo(*, out: Path | None = None, quiet: bool = False) -> int:
                     print(f"· {name}")
                 step(ctx)
             time.sleep(0.2)  # let the last lazy listener's Slack calls land in the transcript
+            _write_postmortem(app, folder / "postmortem-incident-1.md")
         finally:
             sender.close()
             server.stop()
@@ -826,10 +1239,22 @@ def run_demo(*, out: Path | None = None, quiet: bool = False) -> int:
     return 0
 
 
+_ACKNOWLEDGED = "(acknowledged; the answer follows in Slack)"
+
+
 def _write_replies(log: list[dict[str, Any]], path: Path) -> None:
     """What each person typed and the reply only they saw."""
     lines = ["# What each responder typed and saw", ""]
     for entry in log:
+        if "said" in entry:
+            lines += [
+                f"## {entry['step']}",
+                f"_{PEOPLE[entry['who']]} writes in the war room:_",
+                "",
+            ]
+            lines += [f"> {line}" for line in entry["said"].splitlines()]
+            lines.append("")
+            continue
         if "note" in entry:
             lines += [
                 f"## {entry['step']}",
@@ -854,7 +1279,7 @@ def _write_replies(log: list[dict[str, Any]], path: Path) -> None:
             f"## {entry['step']}",
             f"`{entry['request']}` → HTTP {entry['status']}",
             "",
-            f"> {text}" if text else "> (acknowledged; the answer follows in Slack)",
+            f"> {text}" if text else f"> {entry.get('ack', _ACKNOWLEDGED)}",
             "",
         ]
         if entry.get("full") and isinstance(reply, dict):

@@ -9,7 +9,14 @@ from bot.domain.incident import Incident, IncidentSummary
 from bot.domain.notifications import NotificationRecord, NotificationState
 from bot.domain.redaction import is_external
 from bot.domain.roles import RESPONSIBILITIES
-from bot.domain.vocabulary import AiActCase, Audience, IncidentType, Role, Severity
+from bot.domain.vocabulary import (
+    AiActCase,
+    Audience,
+    IncidentSource,
+    IncidentType,
+    Role,
+    Severity,
+)
 
 _AI_ACT_CHOICES = {
     AiActCase.SERIOUS: "Serious incident: report within 15 days",
@@ -35,6 +42,7 @@ def incident_context(incident: Incident) -> dict[str, Any]:
         "reporter_id": incident.reporter_id,
         "reporter_is_user": incident.reporter_id.startswith(("U", "W")),
         "source": incident.source.value,
+        "is_drill": incident.source is IncidentSource.DRILL,
         "declared_at": incident.declared_at,
         "resolved_at": incident.resolved_at,
         "affected_systems": list(incident.affected_systems),

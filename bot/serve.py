@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.app import create_app
 from bot.config import load_config
 from bot.errors import ConfigurationError
+from bot.logging_setup import configure_logging
 from bot.server import serve_forever
 from bot.settings import load_settings
 from bot.slack_gateway import build_web_client
@@ -61,6 +62,8 @@ def run_serve(*, socket_mode: bool, host: str | None, port: int | None) -> int:
     settings = load_settings()
     settings.require_for_serving(socket_mode=socket_mode)
     config = load_config(settings.warroom_config)
+    # From here on every log line is JSON, tagged and with the secrets just read masked.
+    configure_logging(settings, config)
     assert settings.slack_bot_token is not None
     client = build_web_client(
         token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url

@@ -19,6 +19,8 @@ def _config(app: ASGIApp, *, host: str, port: int, log_level: str) -> uvicorn.Co
         host=host,
         port=port,
         log_level=log_level,
+        # uvicorn's records go through warroom's root handler (JSON, secrets masked).
+        log_config=None,
         lifespan="off",
         access_log=False,
         timeout_graceful_shutdown=10,

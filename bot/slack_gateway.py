@@ -48,21 +48,36 @@ def _error_code(error: SlackApiError) -> str:
     return str(data.get("error", "unknown_error")) if isinstance(data, dict) else "unknown_error"
 
 
+# Told of every Web API call `_call` makes: the method ("chat.postMessage") and Slack's error
+# code when it failed (None when it succeeded).
+CallObserver = Callable[[str, str | None], None]
+
+
+def _ignore_call(method: str, error: str | None) -> None:
+    return None
+
+
 class SlackGateway:
-    def __init__(self, client: WebClient) -> None:
+    def __init__(self, client: WebClient, *, on_call: CallObserver = _ignore_call) -> None:
         self.client = client
+        self._on_call = on_call
 
     def _call(
         self, method: Callable[..., SlackResponse], tolerate: tuple[str, ...] = (), **kwargs: Any
     ) -> dict[str, Any]:
+        name = method.__name__.replace("_", ".")  # conversations_canvases_create → dotted
         try:
             response = method(**kwargs)
         except SlackApiError as error:
             code = _error_code(error)
+            self._on_call(name, code)
             if code in tolerate:
                 return {"ok": False, "error": code}
-            name = method.__name__.replace("_", ".", 1)
             raise ExternalServiceError(f"Slack {name} failed: {code}") from error
+        except (SlackRequestError, OSError):
+            self._on_call(name, "connection_error")
+            raise
+        self._on_call(name, None)
         data = response.data
         return data if isinstance(data, dict) else {}
 
@@ -105,21 +120,35 @@ class SlackGateway:
         )
         return str(result["ts"])
 
-    def find_marked(self, channel_id: str, marker: str, *, since: datetime) -> str | None:
-        """The ts of a message warroom posted with this marker since then, if it can tell."""
-        result = self._call(
-            self.client.conversations_history,
-            tolerate=("not_in_channel", "channel_not_found"),
-            channel=channel_id,
-            oldest=f"{since.timestamp():.6f}",
-            include_all_metadata=True,
-            limit=200,
-        )
-        for message in result.get("messages", []) if result.get("ok", True) else []:
-            metadata = message.get("metadata") or {}
-            payload = metadata.get("event_payload") or {}
-            if metadata.get("event_type") == MARKER_EVENT and payload.get("key") == marker:
-                return str(message["ts"])
+    def find_marked(
+        self, channel_id: str, marker: str, *, since: datetime, max_pages: int = 25
+    ) -> str | None:
+        """The ts of a message warroom posted with this marker since then, if it can tell:
+        every page of the channel's history back to `since` (a busy audience channel can take
+        hundreds of messages in the minutes a crashed worker's claim takes to go stale), up to
+        `max_pages` pages of 200."""
+        cursor: str | None = None
+        for _ in range(max_pages):
+            result = self._call(
+                self.client.conversations_history,
+                tolerate=("not_in_channel", "channel_not_found"),
+                channel=channel_id,
+                oldest=f"{since.timestamp():.6f}",
+                include_all_metadata=True,
+                limit=200,
+                **({"cursor": cursor} if cursor else {}),
+            )
+            if not result.get("ok", True):
+                return None
+            for message in result.get("messages", []):
+                metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if metadata.get("event_type") == MARKER_EVENT and payload.get("key") == marker:
+                    return str(message["ts"])
+            cursor = (result.get("response_metadata") or {}).get("next_cursor") or None
+            if not result.get("has_more") or cursor is None:
+                return None
+        log.warning("no marker %s in %d pages of %s; posting again", marker, max_pages, channel_id)
         return None
 
     def update(self, channel_id: str, ts: str, message: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 
 from prometheus_client import (
@@ -18,9 +19,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.domain.vocabulary import IncidentSource
+from bot.logging_setup import log_context
+from bot.metrics import TrafficMetrics
 from bot.services.alerts import Ingested
+
+REQUEST_ID_HEADER = "x-request-id"
 
 
 class HttpMetrics:
@@ -58,8 +64,51 @@ class HttpMetrics:
         self.latency.labels(route=route).observe(time.perf_counter() - started)
 
 
+class RequestContext:
+    """ASGI middleware: tags the request's log lines with a request id (the caller's
+    X-Request-Id, else a new one, echoed in the answer) and counts /webhooks/* answers by
+    route and outcome."""
+
+    def __init__(self, app: ASGIApp, *, traffic: TrafficMetrics | None = None) -> None:
+        self.app = app
+        self.traffic = traffic
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers") or []).get(REQUEST_ID_HEADER.encode(), b"")
+        request_id = given.decode("latin-1")[:64] or uuid.uuid4().hex[:16]
+        counted = self.traffic is not None and str(scope.get("path", "")).startswith("/webhooks/")
+        started = False
+
+        async def send_tagged(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                # Counted as the answer starts: a webhook's background follow-up runs after.
+                if counted and self.traffic is not None:
+                    self.traffic.count_webhook(scope["path"], int(message["status"]))
+                headers = list(message.get("headers") or [])
+                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode("latin-1")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        with log_context(request_id=request_id):
+            try:
+                await self.app(scope, receive, send_tagged)
+            except Exception:
+                if counted and not started and self.traffic is not None:
+                    self.traffic.count_webhook(scope["path"], 500)
+                raise
+
+
 def build_routes(
-    *, bolt: App, database_ok: Callable[[], bool], metrics: HttpMetrics
+    *,
+    bolt: App,
+    database_ok: Callable[[], bool],
+    metrics: HttpMetrics,
+    scheduler_running: Callable[[], bool] = lambda: False,
 ) -> list[BaseRoute]:
     async def slack_events(request: Request) -> Response:
         started = time.perf_counter()
@@ -70,12 +119,25 @@ def build_routes(
         return to_starlette_response(bolt_response)
 
     async def healthz(request: Request) -> Response:
+        """200 while the database answers, 503 when it does not; the scheduler's state is
+        reported but a stopped scheduler (Socket Mode tests, a draining replica) is no 503."""
+        scheduler = "running" if scheduler_running() else "stopped"
         if await run_in_threadpool(database_ok):
-            return JSONResponse({"status": "ok"})
-        return JSONResponse({"status": "unavailable", "reason": "database"}, status_code=503)
+            return JSONResponse({"status": "ok", "database": "ok", "scheduler": scheduler})
+        return JSONResponse(
+            {
+                "status": "unavailable",
+                "reason": "database",
+                "database": "unavailable",
+                "scheduler": scheduler,
+            },
+            status_code=503,
+        )
 
     async def prometheus(request: Request) -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        # The database collector queries at scrape time: off the event loop.
+        text = await run_in_threadpool(generate_latest, metrics.registry)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     return [
         Route("/slack/events", slack_events, methods=["POST"]),

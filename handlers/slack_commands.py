@@ -51,6 +51,7 @@ HELP = [
     (USAGE["recover"], "in a war room: the recovery plan, with validation and staged restoration"),
     (USAGE["postmortem"], "in a war room: build the lessons-learned document (a new version)"),
     (USAGE["rules"], "the detection and classification rules in force, lessons included"),
+    (USAGE["drill"], "the drill scenarios, or start one: a practice incident marked DRILL"),
     (USAGE["help"], "this list"),
 ]
 

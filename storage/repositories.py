@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import Boolean, Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -80,6 +80,10 @@ _OPEN_SUMMARIES = (
         func.count().over().label("total"),
     )
     .where(IncidentRow.state.in_(_OPEN_STATES))
+    # Drills stay out of the list unless asked for.
+    .where(
+        or_(IncidentRow.source != IncidentSource.DRILL.value, bindparam("drills", type_=Boolean))
+    )
     .order_by(IncidentRow.number.desc())
     .limit(bindparam("limit"))
 )
@@ -164,10 +168,17 @@ class IncidentRepository:
         )
         return [to_incident(row) for row in rows]
 
-    def open_summaries(self, *, limit: int) -> tuple[list[IncidentSummary], int]:
-        """The newest `limit` open incidents, and how many are open, in one query."""
+    def open_summaries(
+        self, *, limit: int, drills: bool = False
+    ) -> tuple[list[IncidentSummary], int]:
+        """The newest `limit` open incidents (drills only if asked), and how many are open,
+        in one query."""
         # Core execution on the session's connection: no ORM entities are involved here.
-        rows = self._session.connection().execute(_OPEN_SUMMARIES, {"limit": limit}).all()
+        rows = (
+            self._session.connection()
+            .execute(_OPEN_SUMMARIES, {"limit": limit, "drills": drills})
+            .all()
+        )
         summaries = [
             IncidentSummary(
                 id=row.id,
@@ -181,6 +192,12 @@ class IncidentRepository:
             for row in rows
         ]
         return summaries, (rows[0].total if rows else 0)
+
+    def dedup_key(self, incident_id: int) -> str | None:
+        """The key the incident was declared under (a drill's names its scenario and run)."""
+        return self._session.scalar(
+            select(IncidentRow.dedup_key).where(IncidentRow.id == incident_id)
+        )
 
     def list_without_war_room(self) -> list[int]:
         """Ids of incidents whose war room has not been fully opened yet."""
@@ -466,6 +483,15 @@ class OutboundMessageRepository:
             .execution_options(synchronize_session=False)
         )
 
+    def claimed_at(self, incident_id: int, key: str) -> datetime | None:
+        """When the side effect was last claimed, if it ever was."""
+        claimed: datetime | None = self._session.scalar(
+            select(OutboundMessageRow.claimed_at).where(
+                OutboundMessageRow.incident_id == incident_id, OutboundMessageRow.key == key
+            )
+        )
+        return claimed
+
     def sent(self, incident_id: int, key: str) -> dict[str, str | None] | None:
         """Where and when the side effect was made, if it was."""
         row = self._session.scalar(
@@ -629,6 +655,12 @@ class AlertRepository:
             .where(AlertGroupRow.id == group_id)
             .values(**values)
             .execution_options(synchronize_session=False)
+        )
+
+    def first_alert_at(self, incident_id: int) -> datetime | None:
+        """When the earliest alert attached to the incident started."""
+        return self._session.scalar(
+            select(func.min(AlertRow.starts_at)).where(AlertRow.incident_id == incident_id)
         )
 
     def groups_due_a_summary(self, *, not_told_since: datetime) -> list[int]:
@@ -1073,6 +1105,15 @@ class ContainmentRepository:
             rejected_by=tuple(d.user_id for d in decisions if d.decision == "reject"),
             result=dict(row.result or {}),
         )
+
+    def actions_for(self, incident_id: int) -> list[ContainmentActionRecord]:
+        """Every action of every proposal of the incident, oldest first."""
+        rows = self._session.scalars(
+            select(ContainmentActionRow)
+            .where(ContainmentActionRow.incident_id == incident_id)
+            .order_by(ContainmentActionRow.id)
+        )
+        return [self._record(row) for row in rows]
 
     def record_decision(
         self, action_id: int, *, user_id: str, decision: str, now: datetime

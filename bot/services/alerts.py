@@ -14,6 +14,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from bot.clock import Clock
 from bot.domain.alerts import Alert, AlertStatus
 from bot.domain.audit import AuditAction
+from bot.domain.drills import as_drill, drill_of_alert
 from bot.domain.incident import Declaration
 from bot.domain.vocabulary import IncidentSource, Severity
 from bot.errors import StorageUnavailableError
@@ -283,7 +284,7 @@ def _declaration(group: AlertGroup, firing: list[Alert]) -> Declaration:
     models = tuple(dict.fromkeys(a.model for a in firing if a.model))
     systems = tuple(dict.fromkeys(s for a in firing for s in a.systems))
     extra = f"\n\n{len(firing)} alerts firing in this group." if len(firing) > 1 else ""
-    return Declaration(
+    declaration = Declaration(
         title=worst.title,
         severity=worst.severity,
         reporter_id=worst.source.value,
@@ -296,6 +297,10 @@ def _declaration(group: AlertGroup, firing: list[Alert]) -> Declaration:
         indicators=indicators,
         incident_type=worst.incident_type,
     )
+    # A drill's alerts (marked by `warroom drill` or `/incident drill`) declare its practice
+    # incident, one per run, never a real one.
+    marker = drill_of_alert(worst.fingerprint, worst.model, worst.systems)
+    return as_drill(declaration, marker) if marker else declaration
 
 
 def _summary_context(summary: AlertSummary) -> dict[str, Any]:

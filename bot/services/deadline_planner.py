@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from bot.config import WarroomConfig
 from bot.domain.audit import AuditAction
+from bot.domain.drills import is_drill
 from bot.domain.incident import Incident
 from bot.domain.notifications import (
     ExistingNotification,
@@ -48,8 +49,9 @@ class DeadlinePlanner:
         self._rules = config.regulatory.to_rules()
 
     def regulatory_clock(self, incident: Incident) -> bool:
-        """Whether any legal clock applies, which puts the regulator in the plan."""
-        return regulatory_clock_applies(incident, self._rules)
+        """Whether any legal clock applies, which puts the regulator in the plan (never in a
+        drill)."""
+        return not is_drill(incident) and regulatory_clock_applies(incident, self._rules)
 
     def plan_declared(self, uow: UnitOfWork, incident: Incident, *, now: datetime) -> None:
         """Every row a new incident needs: messages, reminders, cadence, legal clocks."""
@@ -129,6 +131,8 @@ class DeadlinePlanner:
         *,
         now: datetime,
     ) -> None:
+        if is_drill(incident):
+            return  # a drill practises the decision; no legal clock starts
         existing = {record.regime: record for record in uow.clocks.list_for(incident.id)}
         for clock in clocks:
             record = existing.get(clock.regime)

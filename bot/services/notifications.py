@@ -18,6 +18,7 @@ from bot.audience_messages import AudienceFacts, redact_message, render_audience
 from bot.clock import Clock
 from bot.config import WarroomConfig
 from bot.domain.audit import AuditAction
+from bot.domain.drills import audience_channels, is_drill
 from bot.domain.incident import Incident
 from bot.domain.ledger import Claim
 from bot.domain.notifications import (
@@ -117,7 +118,17 @@ class NotificationService:
             if not won:
                 return Delivery(record, sent=False, detail=_why_not(record))
             incident = _incident(uow, record.incident_id)
-            channels = self._config.audiences.channels(record.audience)
+            channels = audience_channels(
+                self._config.audiences.channels(record.audience),
+                drill_channel=self._config.drill_channel,
+                incident=incident,
+            )
+            # When a crashed worker's claim is taken over, its post may be in the channel
+            # already: look back to when it claimed, before this claim overwrites that time.
+            previously = {
+                channel: uow.outbound.claimed_at(record.incident_id, _delivery_key(record, channel))
+                for channel in channels
+            }
             claims = {
                 channel: uow.outbound.claim(
                     record.incident_id,
@@ -131,12 +142,14 @@ class NotificationService:
             facts = self._facts(uow, incident)
             uow.commit()
         if not channels:
-            return self._unconfigured(record)
+            return self._unconfigured(record, drill=is_drill(incident))
         message = self.render(record, incident, facts)
         posted: dict[str, str | None] = {}
         try:
             for channel, claim in claims.items():
-                posted[channel] = self._post(record, channel, claim, message, since=now)
+                posted[channel] = self._post(
+                    record, channel, claim, message, since=previously.get(channel) or now
+                )
         except ExternalServiceError as error:
             self._failed(record, posted, channel, str(error))
             raise
@@ -160,7 +173,8 @@ class NotificationService:
             return None
         marker = _marker(record.incident_id, _delivery_key(record, channel))
         if claim is Claim.RECOVERED:
-            found = self._slack.find_marked(channel, marker, since=since - STALE_SEND * 6)
+            # A minute of slack for clocks that disagree between replicas and Slack.
+            found = self._slack.find_marked(channel, marker, since=since - timedelta(minutes=1))
             if found is not None:
                 return found
         self._pacer.wait_turn(channel)
@@ -259,8 +273,10 @@ class NotificationService:
                 uow.notifications.release(record.id, back_to=back_to, error=error)
             uow.commit()
 
-    def _unconfigured(self, record: NotificationRecord) -> Delivery:
+    def _unconfigured(self, record: NotificationRecord, *, drill: bool = False) -> Delivery:
         error = f"no channel is configured for {record.audience.value} (audiences in the config)"
+        if drill:
+            error = "a drill, and no drill_channel is configured: sent to no one"
         with self._uow() as uow:
             uow.notifications.give_up(record.id, error=error)
             uow.commit()
@@ -476,7 +492,11 @@ class NotificationService:
             notification=notification_context(record),
             preview_blocks=preview.get("blocks", [])[:40],
             preview_text=preview.get("text", ""),
-            channels=self._config.audiences.channels(record.audience),
+            channels=audience_channels(
+                self._config.audiences.channels(record.audience),
+                drill_channel=self._config.drill_channel,
+                incident=incident,
+            ),
             comms_lead_id=incident.holder(Role.COMMUNICATIONS_LEAD),
             auto_send=self._config.notifications.auto_send,
         )

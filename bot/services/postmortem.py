@@ -123,6 +123,7 @@ class PostmortemService:
         clock: Clock,
         war_rooms: WarRoomService,
         confirmed_rca: ConfirmedRca | None = None,
+        drill_report: Callable[[int], str | None] | None = None,
     ) -> None:
         self._uow = uow
         self._slack = slack
@@ -132,6 +133,8 @@ class PostmortemService:
         self._war_rooms = war_rooms
         # RcaService.confirmed when it is wired; otherwise the rca_analyses table is read.
         self._confirmed_rca = confirmed_rca
+        # DrillService.report_markdown when wired: a drill's score closes its postmortem.
+        self._drill_report = drill_report
         self._workspace: dict[str, str] | None = None
 
     # -- /incident postmortem --------------------------------------------------------------
@@ -196,9 +199,12 @@ class PostmortemService:
             "channel_error": digest.error,
         }
 
+        drill_report = self._drill_report(incident_id) if self._drill_report else None
+
         def render(version: int, mention: Callable[[str], str]) -> str:
             return self._renderer.render_text(
                 TEMPLATE,
+                drill_report=drill_report,
                 **document_context(
                     incident=incident,
                     parts=parts,
@@ -647,7 +653,7 @@ def document_context(
         {
             "at": _when(entry.at),
             "kind": entry.kind,
-            "label": entry.kind.replace("_", " ").capitalize(),
+            "label": _TIMELINE_LABELS.get(entry.kind, entry.kind.replace("_", " ").capitalize()),
             "who": who(entry.actor_id),
             "source": entry.source,
             **message_text(entry.text, entry.ts, entry.thread_ts),
@@ -808,12 +814,31 @@ def _classification(incident: Incident, md: Callable[[str], str]) -> str:
     return f"{text} {md(incident.explanation)}" if incident.explanation else text
 
 
+# Timeline kinds whose plain spelling reads badly.
+_TIMELINE_LABELS = {
+    "rca_analysed": "Root-cause analysis",
+    "rca_confirmed": "Root-cause analysis confirmed",
+    "rca_corrected": "Root-cause analysis corrected",
+    "containment_approve": "Containment approved",
+    "containment_proposed": "Containment proposed",
+    "regulatory_submitted": "Regulatory report filed",
+    "regulatory_clock_started": "Regulatory clock started",
+    "rule_applied": "Rule applied",
+    "status_update": "Status update",
+    "notification_sent": "Stakeholders told",
+}
+
+
 def _result_text(result: Mapping[str, Any]) -> str:
     if not result:
         return "—"
     for key in ("summary", "detail", "error", "message"):
         if result.get(key):
             return str(result[key])
+    if result.get("status_code") is not None:
+        # A containment endpoint's result, said as the war room says it.
+        latency = result.get("latency_ms")
+        return f"HTTP {result['status_code']}" + (f" in {latency} ms" if latency else "")
     return ", ".join(f"{k}: {v}" for k, v in result.items() if not isinstance(v, dict | list))
 
 

@@ -10,6 +10,7 @@ from bot.audience_messages import render_audience_message
 from bot.clock import Clock
 from bot.config import WarroomConfig
 from bot.domain.audit import AuditAction
+from bot.domain.drills import audience_channels
 from bot.domain.incident import Incident
 from bot.domain.vocabulary import Audience
 from bot.errors import ExternalServiceError, UserError
@@ -90,7 +91,7 @@ class StatusUpdateService:
                 AuditAction.STATUS_UPDATE,
                 actor=author_id,
                 now=now,
-                summary=f"Status update: {text[:200]}",
+                summary=f"Status update: {_shortened(text)}",
                 data={
                     "text": text,
                     "update_id": update_id,
@@ -116,7 +117,12 @@ class StatusUpdateService:
         failed: list[Audience] = []
         unconfigured: list[Audience] = []
         for audience in update.audiences:
-            channels = self._config.audiences.channels(audience)
+            # A drill's updates go to the drill channel, never to the real audience.
+            channels = audience_channels(
+                self._config.audiences.channels(audience),
+                drill_channel=self._config.drill_channel,
+                incident=incident,
+            )
             if not channels:
                 unconfigured.append(audience)
                 continue
@@ -141,3 +147,11 @@ class StatusUpdateService:
             except ExternalServiceError:
                 failed.append(audience)
         return FanOut(told=tuple(told), failed=tuple(failed), unconfigured=tuple(unconfigured))
+
+
+def _shortened(text: str, limit: int = 200) -> str:
+    """The update for the timeline line, cut at a word with an ellipsis (the whole text is
+    kept in the event's data)."""
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "…"

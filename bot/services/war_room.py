@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from bot.clock import Clock
 from bot.config import WarroomConfig
 from bot.domain.channel_names import war_room_channel_name
+from bot.domain.drills import audience_channels, is_drill
 from bot.domain.incident import Incident
 from bot.domain.ledger import Claim
 from bot.domain.vocabulary import Audience, NotificationTier, Role, Severity
@@ -203,7 +204,9 @@ class WarRoomService:
         )
 
     def _announce(self, incident: Incident) -> bool:
-        channel = self._config.announce_channel
+        channel = (
+            self._config.drill_channel if is_drill(incident) else self._config.announce_channel
+        )
         if channel is None:
             return True
         message = self._renderer.render("announcement", incident=incident_context(incident))
@@ -222,7 +225,11 @@ class WarRoomService:
             settled = self._once(
                 incident, f"urgent_dm:{commander}", lambda: self._dm(commander, dm)
             )
-        channels = self._config.audiences.channels(Audience.EXECUTIVE_TEAM)
+        channels = audience_channels(
+            self._config.audiences.channels(Audience.EXECUTIVE_TEAM),
+            drill_channel=self._config.drill_channel,
+            incident=incident,
+        )
         if not channels:
             return settled
         alert = self._renderer.render("executive_alert", incident=context, commander_id=commander)

@@ -151,6 +151,133 @@ def test_personal_data_starts_the_gdpr_clock_and_the_legal_advisor_files_it(demo
     assert "Mark submitted (GDPR report)" in (demo / "replies.md").read_text()
 
 
+def section(text: str, heading: str) -> str:
+    """The part of a Markdown text from `heading` to the next heading of the same level."""
+    level = heading.split(" ", 1)[0]
+    return text.split(heading + "\n", 1)[1].split(f"\n{level} ", 1)[0]
+
+
+def test_the_root_cause_is_analysed_confirmed_and_teaches_a_rule(demo: Path) -> None:
+    war_room = (demo / WAR_ROOM_1).read_text()
+    chain = war_room.split("## Root cause · incident #1 · version 1", 1)[1].split("**20", 1)[0]
+    assert "Confirmed by <@U0DEMOSAFETY2>" in chain  # the AI safety lead after the hand-over
+    assert "This is the version the postmortem uses." in chain
+    assert "*Trigger event*\nA customer uploaded a PDF whose page 3 hides instructions" in chain
+    assert "*Primary cause* · Adversarial attack" in chain
+    assert "adversarial score 0.94, above 0.7 (entered by responders)" in chain
+    assert "*Contributing factors*" in chain and "deploy support-assistant-v3.4" in chain
+    assert "*Recommendations*" in chain
+    assert "[Confirm]" not in chain  # confirmed: only Correct is left
+    assert "Root cause confirmed (version 1). 1 rule change proposed" in war_room
+    proposal = war_room.split("*Monitoring gap* · learned from incident #1", 1)[1]
+    assert "Applied by <@U0DEMOIC>" in proposal.split("**20", 1)[0]
+    # `/incident rules` lists the applied lesson
+    replies = (demo / "replies.md").read_text()
+    rules = section(
+        replies, "## Anyone can list the rules in force, the lesson just applied among them"
+    )
+    assert "`/incident rules` → HTTP 200" in rules
+    assert "*Monitoring to add*" in rules
+    assert "*Lessons applied* (1)" in rules
+    assert re.search(
+        r"• Monitor `adversarial_score` for `support-assistant-v3` .* · monitoring gap from "
+        r"incident #1, applied by <@U0DEMOIC>",
+        rules,
+    )
+    assert "view_submission: rca_facts_modal" in replies
+
+
+def test_recovery_is_staged_held_at_a_failed_check_retried_and_completed(demo: Path) -> None:
+    war_room = (demo / WAR_ROOM_1).read_text()
+    plan = war_room.split("## Recovery for incident #1", 1)[1].split("**20", 1)[0]
+    assert "12 of 12 steps done · :white_check_mark: complete: the incident is recovering" in plan
+    assert ":white_check_mark: 1. Restore support-assistant-v3 — HTTP 200 in" in plan
+    for stage in ("10", "50", "100"):
+        assert f"back {stage}% of its capability — HTTP 200 in" in plan
+        assert f"Check gateway health (at {stage}%) — HTTP 200, `done` is True" in plan
+    assert len(re.findall(r"^:white_check_mark: \d+\. ", plan, re.MULTILINE)) == 12
+    assert ":x:" not in plan
+    assert "Check red-team PDFs with hidden instructions are refused (at 10%): failed." in war_room
+    assert "Retrying: Check red-team PDFs" in war_room
+    assert "so the plan is held" in war_room  # the AI safety lead says why
+    replies = (demo / "replies.md").read_text()
+    order = [
+        "`button: Approve (10 % of traffic)`",
+        "`button: Failed (red-team check at 10 %)`",
+        "`button: Retry (red-team check at 10 %)`",
+        "`button: Passed (red-team check again at 10 %)`",
+        "`button: Approve (100 % of traffic)`",
+        "`/incident resolve`",
+        "`/incident postmortem`",
+    ]
+    positions = [replies.index(step) for step in order]
+    assert positions == sorted(positions)
+
+
+def test_the_postmortem_is_published_and_written_with_figures_timeline_items_and_rca(
+    demo: Path,
+) -> None:
+    war_room = (demo / WAR_ROOM_1).read_text()
+    for version in (1, 2):
+        assert f"*Postmortem of incident #1, version {version}* is ready in the channel canvas" in (
+            war_room
+        )
+    assert re.search(
+        r"📌 pinned\n\n<sub>ts [\d.]+</sub>\n\nFallback text:\n\n> Postmortem", war_room
+    )
+    assert "lessons from 1 responder · built by <@U0DEMOIC>" in war_room
+    assert "Thank you. Your lessons go into the next version of the postmortem" in war_room
+    replies = (demo / "replies.md").read_text()
+    assert "`event: reaction_added :pushpin:` → HTTP 200" in replies
+    assert "view_submission: postmortem_lessons_modal" in replies
+
+    postmortem = (demo / "postmortem-incident-1.md").read_text()
+    assert postmortem.startswith(
+        "# Postmortem: incident #1 · Support assistant follows instructions hidden in uploaded "
+        "PDFs\n"
+    )
+    assert "_Version 2, built " in postmortem  # the newest version, with the lessons
+    assert "| State | resolved |" in postmortem
+    figures = section(postmortem, "## Key figures")
+    for figure in ("Time to acknowledge", "Time to contain", "Time to recover", "Time to resolve"):
+        assert re.search(rf"\| {figure} \| \d[^|—]* \|", figures), figure
+    assert "| Time to recover | 1 d 0 h |" in figures  # after the 24-hour deadline
+    assert "Deadlines: **8 met**, **0 late**, 0 still open, 1 skipped" in figures
+    timeline = section(postmortem, "## Timeline")
+    for event in (
+        "**Declared** · @U0DEMOREPORTER",
+        "**Containment approved** · @U0DEMOIC",
+        "**Marked** · @U0DEMOSEC · Found the payload: page 3 of the uploaded PDF",
+        "**Root-cause analysis confirmed** · @U0DEMOSAFETY2",
+        "**Rule applied** · @U0DEMOIC",
+        "**Recovery held** · @U0DEMOSAFETY2",
+        "**Recovery completed** · warroom",
+        "**State changed** · @U0DEMOIC · State recovering → resolved",
+    ):
+        assert event in timeline, event
+    items = section(postmortem, "## Action items")
+    assert re.search(
+        r"- \[ \] @U0DEMOSAFETY2 add the hidden-text and alt-text PDFs to the red-team suite .* "
+        r"· owner @U0DEMOSAFETY2 · due \d{4}-\d\d-\d\d \(\[message\]\(",
+        items,
+    )
+    rca = section(postmortem, "## Root cause")
+    assert (
+        "- **Trigger:** A customer uploaded a PDF whose page 3 hides instructions in white "
+        "1-pt text" in rca
+    )
+    assert "- **Primary cause:** Adversarial inputs were sent to model support-assistant-v3" in rca
+    assert "- **Contributing factor:** Change shortly before" in rca
+    assert "- **Recommendation:** Filter or rate-limit inputs" in rca
+    assert "_Analysis v1, confirmed by @U0DEMOSAFETY2 at " in rca
+    recovery = section(postmortem, "## Recovery")
+    assert recovery.count("| passed |") == 8 and recovery.count("| done |") == 4
+    lessons = section(postmortem, "## Lessons learned")
+    assert "- Containment took seconds" in lessons and "(@U0DEMOSAFETY2)" in lessons
+    assert "Nobody has said yet." not in lessons
+    assert "1 marked :pushpin:" in postmortem
+
+
 def test_the_demo_command_runs_offline(tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -21,6 +21,7 @@ from bot.domain.vocabulary import Audience, NotificationTier, Severity
 from bot.emulator.server import SlackEmulator
 from storage.unit_of_work import UnitOfWorkFactory
 from tests.integration.comms_support import (
+    AUDIENCE_CHANNELS,
     add_audience_channels,
     audience_posts,
     build,
@@ -381,3 +382,32 @@ def test_the_legal_advisor_is_reminded_as_the_gdpr_clock_runs_until_it_is_filed(
     frozen.move_to(T0 + timedelta(hours=80))
     app.communications.sweep()
     assert len(legal_reminders()) == 1
+
+
+def test_a_send_interrupted_hours_ago_in_a_busy_channel_is_still_found_and_not_repeated(
+    app: Warroom, emulator: SlackEmulator, frozen: FrozenDateTimeFactory
+) -> None:
+    """The marker search goes back to when the dead worker claimed the message and pages
+    through everything posted since, however much that is."""
+    incident = declare_and_open(app, severity=Severity.HIGH, public_facing=True)
+    pr = rows(app, incident.id)[A.PR_TEAM]
+    frozen.move_to(T0 + timedelta(minutes=15))
+    service = app.communications.notifications
+
+    def crash(*args: object, **kwargs: object) -> object:
+        raise SystemExit("worker killed after posting")
+
+    original_settle = service._settle
+    service._settle = crash  # type: ignore[method-assign]
+    with pytest.raises(SystemExit):
+        service.deliver(pr.id, by="warroom")  # type: ignore[attr-defined]
+    service._settle = original_settle  # type: ignore[method-assign]
+    channel = AUDIENCE_CHANNELS[A.PR_TEAM]
+    for n in range(450):  # other incidents' messages bury it under three pages
+        frozen.tick(timedelta(seconds=1))
+        emulator.state.add_message(channel, f"other incident {n}")
+    frozen.move_to(T0 + timedelta(hours=3))  # restarted hours later
+    app.communications.sweep()
+    ours = [m for m in emulator.state.messages(channel) if not m["text"].startswith("other")]
+    assert len(ours) == 1
+    assert rows(app, incident.id)[A.PR_TEAM].state is NotificationState.SENT  # type: ignore[attr-defined]

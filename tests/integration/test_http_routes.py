@@ -19,7 +19,8 @@ pytestmark = pytest.mark.integration
 def test_healthz_is_ok_when_the_database_answers(served: ServedWarroom) -> None:
     response = httpx.get(f"{served.server.url}/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    # The fixture does not start background work, so the scheduler is reported stopped.
+    assert response.json() == {"status": "ok", "database": "ok", "scheduler": "stopped"}
 
 
 def test_healthz_is_503_when_the_database_does_not(
@@ -37,6 +38,7 @@ def test_healthz_is_503_when_the_database_does_not(
         app.close()
     assert response.status_code == 503
     assert response.json()["status"] == "unavailable"
+    assert response.json()["database"] == "unavailable"
 
 
 def test_metrics_count_slack_requests(served: ServedWarroom) -> None:

@@ -616,7 +616,7 @@ def test_the_command_builds_publishes_and_pins_after_the_ack(
     served.wait_for(
         lambda: any("Postmortem of incident" in m["text"] for m in slack.state.messages(channel))
     )
-    assert announcement(slack, channel)["pinned"]
+    served.wait_for(lambda: announcement(slack, channel)["pinned"])  # pinned after posting
     assert len(slack.state.canvases()) == 1
     elsewhere = served.slack.command("postmortem", channel_id="C0GENERAL", user_id="U0COMMANDER")
     assert "war-room channel" in elsewhere.text

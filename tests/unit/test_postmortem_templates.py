@@ -279,7 +279,7 @@ def test_the_document_has_every_section_and_figure(renderer: Renderer) -> None:
         "Deadlines: **1 met**, **2 late**, 0 still open",
         "- `2026-11-26 08:50:00 UTC` **First alert** · alert · First alert: Injection rate high "
         "(3 alerts in all)",
-        "**Containment approve** · @U0IC · Approved Safe mode (support-v2)",
+        "**Containment approved** · @U0IC · Approved Safe mode (support-v2)",
         "**Pinned** · @U0IC · Pinned: @U0DATA is looking ([message](https://team.slack.com/archives/C0WARROOM/p",
         "| Legal \\| team | urgent | 2026-11-26 10:00:00 UTC | 2026-11-26 10:12:00 UTC | "
         "late (12 min 00 s late) |",
