@@ -111,7 +111,16 @@ def test_logs_carry_no_configured_secret_however_they_are_logged(captured: io.St
         raise RuntimeError(f"Slack refused {BOT_TOKEN} and {SIGNING_SECRET}")
     except RuntimeError:
         log.exception("the call failed")
-    logging.getLogger("uvicorn.error").info("header Authorization: Bearer %s", GATEWAY_TOKEN)
+    server_log = logging.getLogger("uvicorn.error")
+    # Servers started by other tests may have quietened or disabled it; as `serve` runs it:
+    saved = (server_log.level, server_log.propagate, server_log.disabled)
+    server_log.setLevel(logging.INFO)
+    server_log.propagate, server_log.disabled = True, False
+    try:
+        server_log.info("header Authorization: Bearer %s", GATEWAY_TOKEN)
+    finally:
+        server_log.setLevel(saved[0])
+        server_log.propagate, server_log.disabled = saved[1], saved[2]
 
     output = captured.getvalue()
     # Threads left by other tests may log meanwhile: count only this test's loggers.
