@@ -12,6 +12,7 @@ from bot.domain.incident import Declaration, Incident
 from bot.domain.vocabulary import AiActCase, Role, Severity
 from bot.errors import UserError
 from bot.ids import FLAG_PERSONAL_DATA, FLAG_PUBLIC_FACING, LET_WARROOM_DECIDE
+from bot.logging_setup import log_context
 from bot.presenters import incident_context, summary_context, vocabulary_context
 from bot.rendering import Renderer
 from bot.services.communications import Communications
@@ -200,7 +201,13 @@ class IncidentWorkflow:
         self.communications.after_change(incident_id)
 
     def follow_up(self, work: FollowUp | object) -> None:
-        """The Slack side of a change already stored: runs after Slack's 3-second ack."""
+        """The Slack side of a change already stored: runs after Slack's 3-second ack; its
+        log lines carry the incident's number."""
+        incident = getattr(work, "incident", None)
+        with log_context(incident=incident.number if isinstance(incident, Incident) else None):
+            self._follow_up(work)
+
+    def _follow_up(self, work: FollowUp | object) -> None:
         match work:
             case OpenDeclareForm(trigger_id=trigger_id, origin_channel_id=origin):
                 self.open_declare_modal(trigger_id=trigger_id, origin_channel_id=origin)

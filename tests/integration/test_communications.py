@@ -411,3 +411,33 @@ def test_a_send_interrupted_hours_ago_in_a_busy_channel_is_still_found_and_not_r
     ours = [m for m in emulator.state.messages(channel) if not m["text"].startswith("other")]
     assert len(ours) == 1
     assert rows(app, incident.id)[A.PR_TEAM].state is NotificationState.SENT  # type: ignore[attr-defined]
+
+
+def test_log_lines_of_a_follow_up_carry_the_incident_number(
+    app: Warroom, emulator: SlackEmulator
+) -> None:
+    import io
+    import logging
+    from dataclasses import dataclass
+
+    from bot.domain.incident import Incident
+    from bot.logging_setup import JsonFormatter
+
+    incident = declare_and_open(app, severity=Severity.LOW)
+
+    @dataclass(frozen=True)
+    class Probe:
+        incident: Incident
+
+    app.workflow.extend_follow_up(Probe, lambda work: logging.getLogger("warroom.probe").info("hi"))
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    probe_log = logging.getLogger("warroom.probe")
+    probe_log.addHandler(handler)
+    probe_log.setLevel(logging.INFO)
+    try:
+        app.workflow.follow_up(Probe(incident))
+    finally:
+        probe_log.removeHandler(handler)
+    assert json.loads(stream.getvalue().splitlines()[0])["incident"] == incident.number
