@@ -5,7 +5,10 @@ correctly signed Slack request. Deadlines are not waited for: the bot's clock (a
 emulator's) is the demo's, which a step moves forward before running the deadline sweep.
 Incident #1 runs from declaration through containment, stakeholder messages, root cause and
 recovery to its postmortem, whose newest version lands in the output folder as
-`postmortem-incident-1.md`. Later capabilities add steps to `demo_script()`.
+`postmortem-incident-1.md`. Last, the `prompt-leak` drill is played end to end (its injects
+land as the demo moves the clock through their offsets, the team contains it and tells
+#drills in time); its postmortem and its drill report land as `postmortem-drill.md` and
+`drill-report.md`. Later capabilities add steps to `demo_script()`.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import httpx
 
 from bot.app import Warroom, create_app
 from bot.config import WarroomConfig, parse_config
+from bot.domain.drills import Inject, InjectKind, is_drill
+from bot.domain.incident import Incident
 from bot.domain.notifications import NotificationRecord, NotificationState
 from bot.domain.reminders import ReminderKind
 from bot.domain.vocabulary import Audience, NotificationTier
@@ -34,6 +39,7 @@ from bot.emulator.state import GENERAL_CHANNEL_ID, WorkspaceState
 from bot.emulator.transcript import render_blocks, write_transcript
 from bot.ids import ActionId, BlockId, CallbackId
 from bot.server import BackgroundServer
+from bot.services.drills import packaged_scenarios
 from bot.services.postmortem import read_latest
 from bot.settings import Settings
 from storage.db import build_engine, upgrade
@@ -100,6 +106,9 @@ class DemoContext:
     war_room: str = ""
     clock: DemoClock = field(default_factory=DemoClock)
     incident_id: int = 0  # incident #1's database id
+    drill_room: str = ""  # the drill's war room
+    drill_id: int = 0  # the drill's incident id
+    drill_number: int = 0
 
     def webhook(self, step: str, route: str, body: Any) -> httpx.Response:
         """POST to a /webhooks route as a monitor would, with the bearer token."""
@@ -152,24 +161,27 @@ class DemoContext:
         value: str,
         user: str,
         message_ts: str | None = None,
+        channel: str | None = None,
     ) -> httpx.Response:
-        """A signed button click in the war room. With `message_ts`, what warroom answers
-        through the response_url (replacing the message clicked) lands in the transcript."""
+        """A signed button click in the war room (incident #1's unless `channel`). With
+        `message_ts`, what warroom answers through the response_url (replacing the message
+        clicked) lands in the transcript."""
+        room = channel or self.war_room
         previous = self.slack.response_url
         if message_ts is not None:
             self.slack.response_url = self.emulator.response_url(
-                f"click-{message_ts}", channel=self.war_room, user=user, message_ts=message_ts
+                f"click-{message_ts}", channel=room, user=user, message_ts=message_ts
             )
         try:
             if message_ts is None:
                 response = self.slack.click(
-                    action_id=action_id, value=value, channel_id=self.war_room, user_id=user
+                    action_id=action_id, value=value, channel_id=room, user_id=user
                 )
             else:
                 response = self.slack.click(
                     action_id=action_id,
                     value=value,
-                    channel_id=self.war_room,
+                    channel_id=room,
                     user_id=user,
                     message_ts=message_ts,
                 )
@@ -426,11 +438,11 @@ def _anomaly(ctx: DemoContext) -> None:
     ctx.wait_until(_war_room_opened(ctx, 4), "incident #4's war room (from the anomaly)")
 
 
-def _proposal_button(ctx: DemoContext, label: str) -> str:
+def _proposal_button(ctx: DemoContext, label: str, channel: str | None = None) -> str:
     """The Approve button's value for one action on the war room's containment proposal."""
     proposals = [
         m
-        for m in ctx.emulator.state.messages(ctx.war_room)
+        for m in ctx.emulator.state.messages(channel or ctx.war_room)
         if m["text"].startswith("Containment proposed")
     ]
     blocks = proposals[-1]["blocks"]
@@ -1077,6 +1089,261 @@ def _postmortem_again(ctx: DemoContext) -> None:
     )
 
 
+# -- a drill, played end to end ------------------------------------------------------------
+
+DRILL = "prompt-leak"
+FACILITATOR = "U0DEMOSAFETY"
+
+
+def _drill(ctx: DemoContext) -> Incident | None:
+    """The drill's incident once its war room is open."""
+    for incident in ctx.app.workflow.incidents.list_open():
+        if is_drill(incident) and incident.war_room_opened_at is not None:
+            return incident
+    return None
+
+
+def _drill_messages(ctx: DemoContext) -> list[dict[str, Any]]:
+    return ctx.emulator.state.messages(ctx.drill_room)
+
+
+def _drill_latest(ctx: DemoContext, prefix: str) -> dict[str, Any] | None:
+    found = [m for m in _drill_messages(ctx) if m["text"].startswith(prefix)]
+    return found[-1] if found else None
+
+
+def _drill_posted(ctx: DemoContext, prefix: str, what: str) -> dict[str, Any]:
+    ctx.wait_until(lambda: _drill_latest(ctx, prefix), what)
+    message = _drill_latest(ctx, prefix)
+    assert message is not None
+    return message
+
+
+def _drill_started_at(ctx: DemoContext) -> datetime | None:
+    with ctx.app.communications.uow(read_only=True) as uow:
+        events = uow.timeline.list_for(ctx.drill_id)
+    started = [e for e in events if e["kind"] == "drill_started"]
+    return datetime.fromisoformat(str(started[0]["data"]["started_at"])) if started else None
+
+
+def _drill_scenarios(ctx: DemoContext) -> None:
+    ctx.command(
+        "Drill: the AI safety lead, as facilitator, lists the drill scenarios",
+        "drill",
+        user=FACILITATOR,
+        channel=ctx.general_channel,
+        full=True,
+    )
+
+
+def _drill_start(ctx: DemoContext) -> None:
+    ctx.command(
+        f"Drill: she starts `{DRILL}`; its first alert declares a practice incident marked "
+        "DRILL and opens its war room",
+        f"drill {DRILL}",
+        user=FACILITATOR,
+        channel=ctx.general_channel,
+        full=True,
+    )
+    ctx.wait_until(lambda: _drill(ctx), "the drill's war room")
+    incident = _drill(ctx)
+    assert incident is not None and incident.channel_id is not None
+    ctx.drill_room, ctx.drill_id = incident.channel_id, incident.id
+    ctx.drill_number = incident.number
+    _drill_posted(ctx, "DRILL: ", "the drill's briefing")
+    ctx.wait_until(lambda: _drill_started_at(ctx), "the drill's start in the record")
+
+
+def _drill_jump(ctx: DemoContext, step: str, moment: datetime, what: str) -> None:
+    """Move the clock to `moment`; play the drill's injects now due (as the drill job does
+    every 15 s) and run the deadline sweep; note what came of it."""
+    started = _drill_started_at(ctx)
+    drills = ctx.app.drills
+    assert started is not None and drills is not None
+    room, sent = len(_drill_messages(ctx)), len(_drills_channel(ctx))
+    ctx.clock.move_to(moment)
+    played = drills.play_due(ctx.drill_id)
+    ctx.app.communications.sweep()
+    lines = [f"{played} drill inject(s) played"] if played else []
+    lines += [
+        f"Posted in the drill's war room: {_first_line(m)}" for m in _drill_messages(ctx)[room:]
+    ]
+    lines += [f"Posted in #drills: {_first_line(m)}" for m in _drills_channel(ctx)[sent:]]
+    minutes = int((moment - started).total_seconds() // 60)
+    ctx.note(step, f"{what} ({minutes} min into the drill)", lines)
+
+
+def _drill_inject(ctx: DemoContext, step: str, minutes: int) -> None:
+    started = _drill_started_at(ctx)
+    assert started is not None
+    _drill_jump(
+        ctx,
+        step,
+        started + timedelta(minutes=minutes),
+        "The demo moves the clock to the scenario's next inject",
+    )
+
+
+def _drills_channel(ctx: DemoContext) -> list[dict[str, Any]]:
+    channel = ctx.emulator.state.channel_by_name("drills")
+    assert channel is not None
+    return ctx.emulator.state.messages(channel["id"])
+
+
+def _drill_notifications(ctx: DemoContext) -> list[NotificationRecord]:
+    with ctx.app.communications.uow(read_only=True) as uow:
+        return uow.notifications.list_for(ctx.drill_id)
+
+
+def _drill_contain(ctx: DemoContext) -> None:
+    ctx.command(
+        "Drill: the commander asks warroom to propose containment",
+        "contain",
+        user="U0DEMOIC",
+        channel=ctx.drill_room,
+    )
+    _drill_posted(ctx, "Containment proposed", "the drill's containment proposal")
+    ctx.click(
+        "Drill: the commander approves safe mode (rehearsed: no endpoint is called)",
+        "Approve safe mode",
+        action_id=ActionId.CONTAIN_APPROVE,
+        value=_proposal_button(ctx, "Safe mode", ctx.drill_room),
+        user="U0DEMOIC",
+        channel=ctx.drill_room,
+    )
+    ctx.wait_until(
+        lambda: ctx.app.workflow.incidents.get(ctx.drill_id).state.value == "contained",
+        "the drill to be contained",
+    )
+
+
+def _drill_draft(ctx: DemoContext, audience: Audience) -> dict[str, Any] | None:
+    """The drill war room's draft of the message to one audience, if posted yet."""
+    heading = f"for the {audience.label} (incident #{ctx.drill_number})"
+    for message in _drill_messages(ctx):
+        if message["text"].startswith("Draft") and heading in message["text"]:
+            return message
+    return None
+
+
+def _drill_public(ctx: DemoContext) -> None:
+    ctx.command(
+        "Drill: the leak is public, so the commander flags it: PR and the support leads "
+        "must be told",
+        "flag public",
+        user="U0DEMOIC",
+        channel=ctx.drill_room,
+    )
+    for audience in (Audience.PR_TEAM, Audience.CUSTOMER_SUPPORT_LEADS):
+        ctx.wait_until(_drill_draft_posted(ctx, audience), f"the drill's {audience.label} draft")
+
+
+def _drill_draft_posted(ctx: DemoContext, audience: Audience) -> Callable[[], bool]:
+    return lambda: _drill_draft(ctx, audience) is not None
+
+
+def _drill_send_now(ctx: DemoContext) -> None:
+    audience = Audience.PR_TEAM
+    draft = _drill_draft(ctx, audience)
+    assert draft is not None
+    ctx.click(
+        "Drill: the communications lead sends the PR team's draft now (it goes to #drills only)",
+        "Send now (PR team draft, drill)",
+        action_id=ActionId.NOTIFY_SEND_NOW,
+        value=_button(draft, ActionId.NOTIFY_SEND_NOW),
+        user="U0DEMOCOMMS",
+        channel=ctx.drill_room,
+    )
+    ctx.wait_until(
+        lambda: "Sent " in json.dumps(_drill_draft(ctx, audience) or {}),
+        "the drill's PR draft to show it sent",
+    )
+
+
+def _drill_injects_after(ctx: DemoContext, offset: timedelta) -> list[tuple[int, Inject]]:
+    """The scenario's injects after `offset` into the drill, numbered from 1."""
+    scenario = packaged_scenarios()[DRILL]
+    return [(i, inject) for i, inject in enumerate(scenario.injects, 1) if inject.at > offset]
+
+
+def _drill_play(ctx: DemoContext, number: int, inject: Inject) -> None:
+    started = _drill_started_at(ctx)
+    assert started is not None
+    minutes = int(inject.at.total_seconds() // 60)
+    what = {InjectKind.ALERT: "an alert", InjectKind.METRICS: "a metric series"}.get(
+        inject.kind, "the facilitator's message"
+    )
+    _drill_jump(
+        ctx,
+        f"Drill: {minutes} minutes in, inject {number}: {what}",
+        started + inject.at,
+        "The demo moves the clock to the scenario's next inject",
+    )
+
+
+def _drill_screenshot(ctx: DemoContext) -> None:
+    """The first inject after the opening alert (a customer's screenshot goes public)."""
+    number, inject = _drill_injects_after(ctx, timedelta(0))[0]
+    _drill_play(ctx, number, inject)
+
+
+def _drill_injects(ctx: DemoContext) -> None:
+    """The rest of the scenario, each inject at its offset; every one must land."""
+    played = _drill_injects_after(ctx, timedelta(0))[0][1].at
+    for number, inject in _drill_injects_after(ctx, played):
+        _drill_play(ctx, number, inject)
+    with ctx.app.communications.uow(read_only=True) as uow:
+        events = [e["kind"] for e in uow.timeline.list_for(ctx.drill_id)]
+    injects = len(packaged_scenarios()[DRILL].injects)
+    if events.count("drill_inject") != injects:
+        raise RuntimeError(f"demo: {events.count('drill_inject')} of {injects} injects played")
+
+
+def _drill_deadline(ctx: DemoContext) -> None:
+    due = max(n.due_at for n in _drill_notifications(ctx) if n.tier is NotificationTier.URGENT)
+    _drill_jump(
+        ctx,
+        "Drill: the 1-hour deadline: the support leads' message goes out (to #drills only)",
+        due + timedelta(seconds=1),
+        "The demo moves the clock to the drill's urgent deadline",
+    )
+
+
+def _drill_resolve(ctx: DemoContext) -> None:
+    ctx.command(
+        "Drill: the commander resolves the drill; warroom scores it and posts the report",
+        "resolve",
+        user="U0DEMOIC",
+        channel=ctx.drill_room,
+    )
+    _drill_posted(ctx, "DRILL report", "the drill report")
+
+
+def _drill_postmortem(ctx: DemoContext) -> None:
+    ctx.command(
+        "Drill: the commander builds the drill's postmortem; the drill report closes it",
+        "postmortem",
+        user="U0DEMOIC",
+        channel=ctx.drill_room,
+    )
+    _drill_posted(
+        ctx,
+        f"Postmortem of incident #{ctx.drill_number}, version 1 is ready",
+        "the drill's postmortem",
+    )
+
+
+def _write_drill(ctx: DemoContext, folder: Path) -> None:
+    """The drill's postmortem and its report, side by side with incident #1's."""
+    if not ctx.drill_number or ctx.app.drills is None:
+        return
+    stored = read_latest(UnitOfWorkFactory(ctx.app.engine), ctx.drill_number)
+    (folder / "postmortem-drill.md").write_text(stored.markdown + "\n", encoding="utf-8")
+    report = ctx.app.drills.report_markdown(ctx.drill_id)
+    assert report is not None
+    (folder / "drill-report.md").write_text(report.strip() + "\n", encoding="utf-8")
+
+
 def _write_postmortem(app: Warroom, path: Path) -> None:
     """The newest version of incident #1's postmortem, as `warroom postmortem 1 --out` writes
     it."""
@@ -1126,6 +1393,16 @@ def demo_script() -> list[DemoStep]:
         ("alert-repeat", _alert_repeats),
         ("alert-escalates", _alert_escalates),
         ("anomaly", _anomaly),
+        ("drill-scenarios", _drill_scenarios),
+        ("drill-start", _drill_start),
+        ("drill-contain", _drill_contain),
+        ("drill-screenshot", _drill_screenshot),
+        ("drill-public", _drill_public),
+        ("drill-send-now", _drill_send_now),
+        ("drill-injects", _drill_injects),
+        ("drill-deadline", _drill_deadline),
+        ("drill-resolve", _drill_resolve),
+        ("drill-postmortem", _drill_postmortem),
     ]
 
 
@@ -1139,6 +1416,8 @@ def demo_config(emulator: SlackEmulator, gateway_url: str) -> tuple[WarroomConfi
         {
             "channel_prefix": "inc",
             "announce_channel": state.add_channel("incidents"),
+            # A drill's stakeholder messages go here, never to a real audience.
+            "drill_channel": state.add_channel("drills"),
             "roles": {
                 "incident_commander": ["U0DEMOIC"],
                 "ai_safety_lead": ["U0DEMOSAFETY"],
@@ -1224,6 +1503,7 @@ def run_demo(*, out: Path | None = None, quiet: bool = False) -> int:
                 step(ctx)
             time.sleep(0.2)  # let the last lazy listener's Slack calls land in the transcript
             _write_postmortem(app, folder / "postmortem-incident-1.md")
+            _write_drill(ctx, folder)
         finally:
             sender.close()
             server.stop()

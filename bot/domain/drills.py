@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from bot.domain.incident import Declaration, Incident
-from bot.domain.vocabulary import IncidentSource, IncidentType
+from bot.domain.vocabulary import Audience, IncidentSource, IncidentType
 
 DRILL_TAG = "drill"
 TITLE_MARK = "[DRILL]"
@@ -326,7 +326,7 @@ def _containment_checks(scenario: Scenario, record: DrillRecord) -> list[Check]:
 def _deadline_checks(record: DrillRecord) -> list[Check]:
     checks = []
     for deadline in sorted(record.deadlines, key=lambda d: (d.due_at, d.audience)):
-        name = f"Deadline: {deadline.audience.replace('_', ' ')} ({deadline.tier})"
+        name = f"Deadline: {_audience_label(deadline.audience)} ({deadline.tier})"
         if deadline.sent_at is not None:
             late = deadline.sent_at - deadline.due_at
             if late <= record.grace:
@@ -354,3 +354,11 @@ def _resolve_check(limit: timedelta, record: DrillRecord) -> Check:
         CheckResult.MET if ok else CheckResult.MISSED,
         f"resolved {_minutes(took)} after declaring (target {_minutes(limit)})",
     )
+
+
+def _audience_label(value: str) -> str:
+    """The audience as people read it ("PR team"), its raw name if it is not one we know."""
+    try:
+        return Audience(value).label
+    except ValueError:
+        return value.replace("_", " ")

@@ -835,6 +835,9 @@ def _result_text(result: Mapping[str, Any]) -> str:
     for key in ("summary", "detail", "error", "message"):
         if result.get(key):
             return str(result[key])
+    if result.get("status_code") is None and result.get("response"):
+        # An action that made no call (a drill's rehearsal) says why in its response.
+        return str(result["response"])
     if result.get("status_code") is not None:
         # A containment endpoint's result, said as the war room says it.
         latency = result.get("latency_ms")

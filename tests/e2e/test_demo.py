@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.demo import run_demo
+from bot.demo import AUDIENCE_CHANNELS, run_demo
 
 pytestmark = pytest.mark.e2e
 
@@ -276,6 +276,61 @@ def test_the_postmortem_is_published_and_written_with_figures_timeline_items_and
     assert "- Containment took seconds" in lessons and "(@U0DEMOSAFETY2)" in lessons
     assert "Nobody has said yet." not in lessons
     assert "1 marked :pushpin:" in postmortem
+
+
+def test_a_drill_is_played_end_to_end_scored_in_full_and_kept_out_of_real_channels(
+    demo: Path,
+) -> None:
+    [room] = demo.glob("inc-*-drill-*.md")
+    number = re.match(r"inc-(\d+)-", room.name)
+    assert number is not None
+    drill = f"incident #{number.group(1)}"
+    war_room = room.read_text()
+    assert f"## Incident #{number.group(1)}: [DRILL] Support bot replies contain" in war_room
+    assert "## DRILL · Support bot leaks its system prompt through an injected ticket" in war_room
+    for index in (2, 4):
+        assert f"DRILL inject {index} of 4" in war_room
+    assert "[DRILL] Prompt-injection attempts against support bot rising" in war_room
+    assert f"## Containment for {drill}" in war_room and "Approved by <@U0DEMOIC>" in war_room
+    assert "DRILL report for prompt-leak: 6 of 6 targets met (100%)." in war_room
+    assert f"*Postmortem of {drill}, version 1* is ready" in war_room
+    # its stakeholder messages went to #drills, and nowhere real
+    drills = (demo / "drills.md").read_text()
+    assert f"## DRILL · Public statement guidance: {drill}" in drills
+    assert f"## DRILL · Support briefing: {drill}" in drills
+    for channel in (*AUDIENCE_CHANNELS.values(), "incidents", "general"):
+        transcript = (demo / f"{channel}.md").read_text()
+        assert "DRILL" not in transcript, channel
+        assert drill not in transcript.lower(), channel
+    replies = (demo / "replies.md").read_text()
+    order = [
+        "`/incident drill` → HTTP 200",
+        "`/incident drill prompt-leak` → HTTP 200",
+        "`button: Approve safe mode`",
+        "4 minutes in, inject 2: the facilitator's message",
+        "`/incident flag public`",
+        "`button: Send now (PR team draft, drill)`",
+        "15 minutes in, inject 4: the facilitator's message",
+        "Posted in #drills: DRILL · Support briefing",
+        "## Drill: the commander resolves the drill",
+        "## Drill: the commander builds the drill's postmortem",
+    ]
+    positions = [replies.index(step) for step in order]
+    assert positions == sorted(positions)
+
+    report = (demo / "drill-report.md").read_text()
+    assert report.startswith("## Drill report: prompt-leak\n")
+    assert "**6 of 6 targets met (100%).**" in report
+    assert "| missed |" not in report and "| pending |" not in report
+    for target in ("Time to declare", "Classification", "Containment: safe mode", "Resolution"):
+        assert f"| {target} | met |" in report, target
+    assert "Every target was met." in report
+
+    postmortem = (demo / "postmortem-drill.md").read_text()
+    assert postmortem.startswith(f"# Postmortem: {drill} · [DRILL] Support bot replies")
+    assert "> **DRILL.** This was a practice incident" in postmortem
+    assert report.strip() in postmortem
+    assert "| State | resolved |" in postmortem
 
 
 def test_the_demo_command_runs_offline(tmp_path: Path) -> None:

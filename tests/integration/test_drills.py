@@ -184,7 +184,7 @@ def check_skipped_steps(
     assert report is not None
     misses = {c.name: c.detail for c in report.score.misses}
     assert misses["Containment: data isolation"] == "data isolation was never approved"
-    assert misses["Deadline: security team (immediate)"] == "not sent (escalated) by the end"
+    assert misses["Deadline: Security team (immediate)"] == "not sent (escalated) by the end"
     assert report.score.percent < 100
     channel = app.workflow.incidents.get(incident_id).channel_id or ""
     posted = [m for m in emulator.state.messages(channel) if "DRILL report" in m["text"]][0]

@@ -146,7 +146,7 @@ def test_a_perfect_record_gets_full_marks_and_not_yet_due_messages_do_not_count(
         "Time to declare",
         "Classification",
         "Containment: safe mode",
-        "Deadline: executive team (immediate)",
+        "Deadline: Executive team (immediate)",
     ]
 
 
@@ -186,7 +186,7 @@ def test_a_perfect_record_gets_full_marks_and_not_yet_due_messages_do_not_count(
                     ),
                 )
             },
-            "Deadline: executive team (immediate)",
+            "Deadline: Executive team (immediate)",
             "sent 25 min late",
         ),
         (
@@ -197,7 +197,7 @@ def test_a_perfect_record_gets_full_marks_and_not_yet_due_messages_do_not_count(
                     ),
                 )
             },
-            "Deadline: security team (immediate)",
+            "Deadline: Security team (immediate)",
             "not sent (escalated) by the end",
         ),
         (
@@ -287,7 +287,7 @@ def test_drill_messages_are_valid_block_kit() -> None:
         (
             Check("Time to declare", CheckResult.MET, "declared 0 s after the first inject"),
             Check("Containment: safe mode", CheckResult.MISSED, "safe mode was never approved"),
-            Check("Deadline: pr team (immediate)", CheckResult.PENDING, "not sent"),
+            Check("Deadline: PR team (immediate)", CheckResult.PENDING, "not sent"),
         ),
     )
     report = _report_context(DrillReport(incident=room, scenario=scenario, score=score))
