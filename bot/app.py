@@ -23,6 +23,7 @@ from bot.config import WarroomConfig
 from bot.containment_executor import ActionExecutor
 from bot.deadline_timers import DeadlineTimers
 from bot.domain.classification import Classifier
+from bot.logging_setup import ContextCarryingExecutor
 from bot.metrics import DatabaseCollector, TrafficMetrics
 from bot.pacing import ChannelPacer
 from bot.recovery_runner import RecoveryRunner
@@ -222,7 +223,7 @@ def create_app(
         containment=containment,
         communications=communications,
     )
-    executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="warroom-slack")
+    executor = ContextCarryingExecutor(max_workers=16, thread_name_prefix="warroom-slack")
     signing_secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     )

@@ -3,22 +3,25 @@ being handled, and never a configured secret or anything shaped like a token."""
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import os
 import re
 import sys
 import traceback
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 if TYPE_CHECKING:
     from bot.config import WarroomConfig
     from bot.settings import Settings
 
+T = TypeVar("T")
 MASK = "***"
 # Shorter values are not worth masking: they would blank out ordinary words in every line.
 MIN_SECRET_LENGTH = 6
@@ -40,6 +43,15 @@ def log_context(*, incident: int | None = None, request_id: str | None = None) -
             request_id_var.reset(request_token)
         if incident_token is not None:
             incident_var.reset(incident_token)
+
+
+class ContextCarryingExecutor(ThreadPoolExecutor):
+    """A thread pool whose tasks run in a copy of the submitter's context, so the work Bolt
+    runs after the ack logs with the request id (and incident) of the request it serves."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        context = contextvars.copy_context()
+        return super().submit(context.run, fn, *args, **kwargs)
 
 
 # Shapes of credentials that must not reach a log even when nobody configured them here.

@@ -28,6 +28,7 @@ from bot.domain.notifications import (
 )
 from bot.domain.vocabulary import Role
 from bot.errors import ExternalServiceError, PermissionDeniedError, UserError
+from bot.logging_setup import log_context
 from bot.pacing import ChannelPacer
 from bot.presenters import incident_context, notification_context
 from bot.rendering import Renderer
@@ -141,6 +142,22 @@ class NotificationService:
             }
             facts = self._facts(uow, incident)
             uow.commit()
+        with log_context(incident=incident.number):
+            return self._post_all(record, incident, facts, claims, previously, by=by, now=now)
+
+    def _post_all(
+        self,
+        record: NotificationRecord,
+        incident: Incident,
+        facts: AudienceFacts,
+        claims: dict[str, Claim],
+        previously: dict[str, datetime | None],
+        *,
+        by: str,
+        now: datetime,
+    ) -> Delivery:
+        """Post to every claimed channel, then record the outcome (or give the claim back)."""
+        channels = list(claims)
         if not channels:
             return self._unconfigured(record, drill=is_drill(incident))
         message = self.render(record, incident, facts)

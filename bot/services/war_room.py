@@ -15,6 +15,7 @@ from bot.domain.incident import Incident
 from bot.domain.ledger import Claim
 from bot.domain.vocabulary import Audience, NotificationTier, Role, Severity
 from bot.errors import ExternalServiceError
+from bot.logging_setup import log_context
 from bot.presenters import incident_context, role_context, vocabulary_context
 from bot.rendering import Renderer
 from bot.services.deadline_view import incident_deadlines
@@ -57,6 +58,10 @@ class WarRoomService:
 
     def open_war_room(self, incident_id: int) -> bool:
         """Run the opening steps that have not run yet; False if another worker is on it."""
+        with log_context(incident=self._incident(incident_id).number):
+            return self._open_war_room(incident_id)
+
+    def _open_war_room(self, incident_id: int) -> bool:
         now = self._clock.now()
         with self._uow() as uow:
             if not uow.incidents.take_war_room_lease(

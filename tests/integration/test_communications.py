@@ -441,3 +441,30 @@ def test_log_lines_of_a_follow_up_carry_the_incident_number(
     finally:
         probe_log.removeHandler(handler)
     assert json.loads(stream.getvalue().splitlines()[0])["incident"] == incident.number
+
+
+def test_a_timer_sends_log_lines_tagged_with_the_incident(
+    emulator: SlackEmulator, engine: Engine, frozen: FrozenDateTimeFactory
+) -> None:
+    import io
+    import logging
+
+    from bot.logging_setup import JsonFormatter
+
+    add_audience_channels(emulator)
+    audiences = {a.value: [c] for a, c in AUDIENCE_CHANNELS.items() if a is not A.TECHNICAL_TEAM}
+    app = build(emulator, engine, comms_config(audiences=audiences))
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("bot.services.notifications")
+    logger.addHandler(handler)
+    try:
+        incident = declare_and_open(app, severity=Severity.LOW)
+        frozen.move_to(T0 + timedelta(hours=24))
+        app.communications.sweep()  # the technical team has no channel: an error is logged
+    finally:
+        logger.removeHandler(handler)
+        app.close()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert lines and all(line["incident"] == incident.number for line in lines)

@@ -173,3 +173,14 @@ def test_a_line_is_json_with_incident_and_request_id(captured: io.StringIO) -> N
 def test_short_configured_values_are_not_masked_into_noise() -> None:
     masker = SecretMasker(["s", "abc"])
     assert masker.mask("status is fine") == "status is fine"
+
+
+def test_work_handed_to_the_listener_pool_keeps_the_request_and_incident_tags() -> None:
+    from bot.logging_setup import ContextCarryingExecutor, incident_var, log_context, request_id_var
+
+    with ContextCarryingExecutor(max_workers=2) as pool:
+        with log_context(incident=12, request_id="req-1"):
+            tagged = pool.submit(lambda: (incident_var.get(), request_id_var.get())).result()
+        untagged = pool.submit(lambda: (incident_var.get(), request_id_var.get())).result()
+    assert tagged == (12, "req-1")
+    assert untagged == (None, None)
