@@ -526,16 +526,12 @@ class NotificationService:
                 self._on_change(incident.id)
             except ExternalServiceError as error:
                 log.warning("card of incident #%d not updated: %s", incident.number, error)
-        if record.draft_channel_id is None or record.draft_ts is None:
-            with self._uow(read_only=True) as uow:
-                current = uow.notifications.get(record.id)
-            if current is None or current.draft_ts is None:
-                return
-            record = current
+        # The row as it stands now (the caller's copy predates the change being shown).
         with self._uow(read_only=True) as uow:
             current = uow.notifications.get(record.id)
+            if current is None or current.draft_channel_id is None or current.draft_ts is None:
+                return
             facts = self._facts(uow, incident)
-        assert current is not None and current.draft_channel_id and current.draft_ts
         try:
             self._slack.update(
                 current.draft_channel_id, current.draft_ts, self.draft(current, incident, facts)
