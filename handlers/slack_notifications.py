@@ -4,10 +4,12 @@ is checked inside the ack; Slack work (sending, opening a form, re-rendering) ru
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
 
+from bot.domain.notifications import NotificationRecord
 from bot.errors import UserError
 from bot.ids import ActionId, BlockId, CallbackId
 from bot.services.workflow import (
@@ -64,39 +66,35 @@ def register(app: App, workflow: IncidentWorkflow) -> None:
 
         return answer
 
-    def save_edit(
-        ack: Ack, view: dict[str, Any], body: dict[str, Any], context: BoltContext
-    ) -> None:
-        text = _typed(view, BlockId.NOTIFY_EDIT_TEXT, ActionId.NOTIFY_EDIT_TEXT)
-        try:
-            record = messages.edit(
-                _id(view.get("private_metadata")), user_id=body["user"]["id"], text=text
-            )
-        except UserError as error:
-            ack(
-                response_action="errors",
-                errors={BlockId.NOTIFY_EDIT_TEXT.value: error.user_message},
-            )
-            return
-        ack()
-        context[FOLLOW_UP] = RefreshDraft(record.id)
+    def save_form(
+        block: BlockId, action: ActionId, decide: Callable[[int, str, str], NotificationRecord]
+    ) -> Callable[..., None]:
+        """A form's submission: one service call in the ack; errors shown on the field."""
 
-    def save_skip(
-        ack: Ack, view: dict[str, Any], body: dict[str, Any], context: BoltContext
-    ) -> None:
-        reason = _typed(view, BlockId.NOTIFY_SKIP_REASON, ActionId.NOTIFY_SKIP_REASON)
-        try:
-            record = messages.skip(
-                _id(view.get("private_metadata")), user_id=body["user"]["id"], reason=reason
-            )
-        except UserError as error:
-            ack(
-                response_action="errors",
-                errors={BlockId.NOTIFY_SKIP_REASON.value: error.user_message},
-            )
-            return
-        ack()
-        context[FOLLOW_UP] = RefreshDraft(record.id)
+        def answer(
+            ack: Ack, view: dict[str, Any], body: dict[str, Any], context: BoltContext
+        ) -> None:
+            typed = _typed(view, block, action)
+            try:
+                record = decide(_id(view.get("private_metadata")), body["user"]["id"], typed)
+            except UserError as error:
+                ack(response_action="errors", errors={block.value: error.user_message})
+                return
+            ack()
+            context[FOLLOW_UP] = RefreshDraft(record.id)
+
+        return answer
+
+    save_edit = save_form(
+        BlockId.NOTIFY_EDIT_TEXT,
+        ActionId.NOTIFY_EDIT_TEXT,
+        lambda n, u, text: messages.edit(n, user_id=u, text=text),
+    )
+    save_skip = save_form(
+        BlockId.NOTIFY_SKIP_REASON,
+        ActionId.NOTIFY_SKIP_REASON,
+        lambda n, u, reason: messages.skip(n, user_id=u, reason=reason),
+    )
 
     def follow_view(context: BoltContext) -> None:
         if FOLLOW_UP in context:
