@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,50 +13,18 @@ from bot.domain.incident import Incident, RoleHolder
 from bot.domain.redaction import is_external
 from bot.domain.vocabulary import (
     Audience,
-    IncidentSource,
     IncidentState,
-    IncidentType,
     NotificationTier,
     Role,
-    Severity,
 )
 from bot.emulator.blockkit import check_message
 from bot.presenters import incident_context
 from bot.rendering import Renderer
+from tests.unit.test_rendering import make_incident
 
 pytestmark = pytest.mark.unit
 
 NOW = datetime(2026, 11, 26, 9, 30, tzinfo=UTC)
-
-
-def make_incident(**changes: Any) -> Incident:
-    incident = Incident(
-        id=1,
-        number=12,
-        title="Support bot follows injected instructions",
-        description="Customers saw the system prompt.",
-        incident_type=IncidentType.PROMPT_INJECTION,
-        severity=Severity.CRITICAL,
-        state=IncidentState.DECLARED,
-        reporter_id="U0REPORTER",
-        source=IncidentSource.SLASH_COMMAND,
-        declared_at=NOW,
-        updated_at=NOW,
-        affected_systems=("support-v2",),
-        personal_data=True,
-        public_facing=True,
-        channel_id="C0WARROOM",
-        channel_name="inc-12-support",
-        card_ts="1.2",
-        indicators=("system_prompt_leak", "unusual_prompts"),
-        atlas=("AML.T0051",),
-        owasp=("LLM01:2025", "LLM07:2025"),
-        confidence=0.93,
-        classified_by="rules",
-        explanation="Rules matched system_prompt_leak and unusual_prompts.",
-        roles=(RoleHolder(Role.INCIDENT_COMMANDER, "U0IC"),),
-    )
-    return replace(incident, **changes)
 
 
 WORST_CASE = make_incident(
