@@ -28,10 +28,10 @@ from bot.domain.rca import (
     read_alerts,
 )
 from bot.domain.vocabulary import IncidentType
-from bot.errors import NotFoundError, PermissionDeniedError, UserError
+from bot.errors import NotFoundError, UserError
 from bot.presenters import incident_context
 from bot.rendering import Renderer
-from bot.services.history import record_change
+from bot.services.history import record_change, require_role_holder
 from bot.services.rules import RulesService
 from bot.services.war_room import WarRoomService
 from bot.slack_gateway import SlackGateway
@@ -214,22 +214,16 @@ class RcaService:
         """Refuse (audited) anyone but the commander, the AI safety lead and the data
         scientist of the incident."""
         version, incident, _ = self._load(analysis_id)
-        allowed = [h for h in (incident.holder(role) for role in CONFIRMERS) if h]
-        if user_id in allowed:
-            return
-        with self._uow() as uow:
-            uow.audit.append(
-                incident.id,
-                actor=user_id,
-                action=AuditAction.REFUSED,
-                now=self._clock.now(),
-                detail={"attempted": attempted, "analysis": version.id},
-            )
-            uow.commit()
-        who = ", ".join(f"<@{u}>" for u in allowed) or "nobody (no one holds those roles)"
-        raise PermissionDeniedError(
-            "Only the incident commander, the AI safety lead and the data scientist may "
-            f"confirm or correct the root cause: {who}."
+        require_role_holder(
+            self._uow,
+            incident,
+            user_id,
+            CONFIRMERS,
+            attempted={"attempted": attempted, "analysis": version.id},
+            now=self._clock.now(),
+            refusal="Only the incident commander, the AI safety lead and the data scientist "
+            "may confirm or correct the root cause",
+            nobody="nobody (no one holds those roles)",
         )
 
     def confirm(self, analysis_id: int, *, user_id: str) -> RcaDecided:

@@ -31,10 +31,10 @@ from bot.domain.rule_proposals import (
     propose_rules,
 )
 from bot.domain.vocabulary import IncidentType
-from bot.errors import NotFoundError, PermissionDeniedError
+from bot.errors import NotFoundError
 from bot.presenters import incident_context
 from bot.rendering import Renderer
-from bot.services.history import record_change
+from bot.services.history import record_change, require_role_holder
 from bot.services.war_room import WarRoomService
 from bot.slack_gateway import SlackGateway
 
@@ -226,22 +226,16 @@ class RulesService:
     def check_decider(self, proposal_id: int, user_id: str, *, attempted: str) -> None:
         """Refuse (audited) anyone but the incident commander and the AI safety lead."""
         record, incident = self._load(proposal_id)
-        allowed = [h for h in (incident.holder(role) for role in DECIDERS) if h]
-        if user_id in allowed:
-            return
-        with self._uow() as uow:
-            uow.audit.append(
-                incident.id,
-                actor=user_id,
-                action=AuditAction.REFUSED,
-                now=self._clock.now(),
-                detail={"attempted": attempted, "proposal": record.id},
-            )
-            uow.commit()
-        who = ", ".join(f"<@{u}>" for u in allowed) or "nobody (no commander or lead assigned)"
-        raise PermissionDeniedError(
-            "Only the incident commander and the AI safety lead may apply or dismiss a rule "
-            f"proposal: {who}."
+        require_role_holder(
+            self._uow,
+            incident,
+            user_id,
+            DECIDERS,
+            attempted={"attempted": attempted, "proposal": record.id},
+            now=self._clock.now(),
+            refusal="Only the incident commander and the AI safety lead may apply or dismiss "
+            "a rule proposal",
+            nobody="nobody (no commander or lead assigned)",
         )
 
     def apply(self, proposal_id: int, *, user_id: str) -> RuleDecided:
