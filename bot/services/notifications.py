@@ -140,8 +140,10 @@ class NotificationService:
                 )
                 for channel in channels
             }
-            facts = self._facts(uow, incident)
             uow.commit()
+        # Read outside the claim's transaction, which holds SQLite's one write lock.
+        with self._uow(read_only=True) as uow:
+            facts = self._facts(uow, incident)
         with log_context(incident=incident.number):
             return self._post_all(record, incident, facts, claims, previously, by=by, now=now)
 
