@@ -191,7 +191,8 @@ def build_warroom(db: Database, api_url: str) -> Any:
 
 def run_warroom(conn: Connection, spec: AppSpec) -> None:
     """One warroom process. First start: build, train the classifier, say "ready"; on "go"
-    rebuild the timers and start the scheduler. Restart: build and start_background_work()
+    start the sending threads, rebuild the timers and start the scheduler (what
+    start_background_work does after training). Restart: build and start_background_work()
     at once. Either way report "armed", then run until told to "stop" (or "close", which
     leaves the process to finish what its scheduler already handed to its threads)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -210,6 +211,7 @@ def run_warroom(conn: Connection, spec: AppSpec) -> None:
         if conn.recv() != "go":
             return
         began = time.time()
+        app.communications.start()
         app.communications.timers.rebuild()
         app.scheduler.start()
         conn.send(("armed", began, time.time(), len(app.scheduler.get_jobs()), time.process_time()))

@@ -22,6 +22,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import WarroomConfig
 from bot.containment_executor import ActionExecutor
 from bot.deadline_timers import DeadlineTimers
+from bot.delivery_queue import DeliveryQueue
 from bot.domain.classification import Classifier
 from bot.logging_setup import ContextCarryingExecutor
 from bot.metrics import DatabaseCollector, TrafficMetrics
@@ -123,18 +124,22 @@ class Warroom:
         return self.workflow.communications
 
     def start_background_work(self) -> None:
-        """Train the text classifier; give every pending deadline row its timer back (what
+        """Start the sending threads; give every pending deadline row its timer back (what
         came due while warroom was down fires at once, recorded late); resume half-opened
         war rooms now and every 30 s, send due alert summaries every minute, and sweep for
-        due deadlines every 15 s."""
-        self.classifier.warm_up()
+        due deadlines every 15 s; then train the text classifier."""
+        self.communications.start()
         self.communications.timers.rebuild()
         self.scheduler.start()
         self.scheduler.modify_job(SWEEP_JOB_ID, next_run_time=self.clock.now())
+        # Last: deadlines that came due while warroom was down must not wait seconds for
+        # the text model (it is thread-safe, and trains on first use if asked before).
+        self.classifier.warm_up()
 
     def close(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        self.communications.close()
         self.executor.shutdown(wait=True)
         self.action_runner.close()
         for close in self.closers:
@@ -388,11 +393,13 @@ def build_communications(
         pacer=pacer,
         containment_lines=containment_lines,
         on_change=war_rooms.refresh_card,
+        sends_waiting=lambda: sends.busy(),
     )
+    sends = DeliveryQueue(notifications.fire_due)
     reminders = ReminderService(
         uow=uow, slack=slack, renderer=renderer, config=config, clock=clock, war_rooms=war_rooms
     )
-    return Communications(
+    communications = Communications(
         notifications=notifications,
         reminders=reminders,
         regulatory=RegulatoryService(
@@ -417,10 +424,14 @@ def build_communications(
         timers=DeadlineTimers(
             scheduler,
             uow=uow,
-            fire_notification=notifications.fire,
+            fire_notification=lambda notification_id: communications.fire_notification(
+                notification_id
+            ),
             fire_reminder=reminders.fire,
         ),
+        sends=sends,
         uow=uow,
         config=config,
         clock=clock,
     )
+    return communications

@@ -18,6 +18,7 @@ an email address or phone number that the pass would otherwise hide.
 
 from __future__ import annotations
 
+import functools
 import re
 import traceback
 from dataclasses import dataclass, replace
@@ -192,11 +193,18 @@ def _facts_context(facts: AudienceFacts) -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=8192)
+def _redacted(text: str, roles: tuple[tuple[str, Role], ...]) -> str:
+    # One incident's title, description and timeline recur in every external message it
+    # sends, and redaction is a pure function of the text and who holds which role.
+    return redact(text, role_of=dict(roles)).text
+
+
 class _Scrubber:
     """The redaction pass for one external message: role names for mentions, contact kept."""
 
     def __init__(self, incident: Incident, contact: str) -> None:
-        self._role_of: dict[str, Role] = {h.user_id: h.role for h in incident.roles}
+        self._roles = tuple(sorted((h.user_id, h.role) for h in incident.roles))
         kept = {contact, escape_mrkdwn(contact)} if contact.strip() else set()
         # Longest first, so the escaped form is not half-replaced by the raw one.
         self._kept = sorted(kept, key=len, reverse=True)
@@ -205,7 +213,7 @@ class _Scrubber:
         for i, kept in enumerate(self._kept):
             text = text.replace(kept, f"\x00{i}\x00")
         text = _ESCAPED_MENTION.sub(r"<@\g<user>>", text)
-        text = redact(text, role_of=self._role_of).text
+        text = _redacted(text, self._roles)
         for i, kept in enumerate(self._kept):
             text = text.replace(f"\x00{i}\x00", kept)
         return text

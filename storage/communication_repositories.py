@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.domain.notifications import (
@@ -169,6 +169,27 @@ class NotificationRepository:
     ) -> bool:
         """Take the message for sending: True for exactly one caller. A claim older than
         `stale_before` belongs to a worker that died and is taken over."""
+        won = self.claim_many(
+            [notification_id],
+            now=now,
+            stale_before=stale_before,
+            from_states=from_states,
+            due_by=due_by,
+        )
+        return notification_id in won
+
+    def claim_many(
+        self,
+        notification_ids: Sequence[int],
+        *,
+        now: datetime,
+        stale_before: datetime,
+        from_states: Iterable[NotificationState] = (_N.PENDING,),
+        due_by: datetime | None = None,
+    ) -> set[int]:
+        """`claim` for many messages in one statement: the ids this caller took."""
+        if not notification_ids:
+            return set()
         fresh: ColumnElement[bool] = NotificationRow.state.in_([s.value for s in from_states])
         if due_by is not None:
             fresh = fresh & (NotificationRow.due_at <= due_by)
@@ -177,11 +198,12 @@ class NotificationRepository:
         )
         result = self._session.execute(
             update(NotificationRow)
-            .where(NotificationRow.id == notification_id, or_(fresh, stale))
+            .where(NotificationRow.id.in_(list(notification_ids)), or_(fresh, stale))
             .values(state=_N.SENDING.value, claimed_at=now, attempts=NotificationRow.attempts + 1)
+            .returning(NotificationRow.id)
             .execution_options(synchronize_session=False)
         )
-        return _won(result)
+        return set(result.scalars())
 
     def mark_sent(
         self,
@@ -202,6 +224,29 @@ class NotificationRepository:
                 error=None,
             )
             .execution_options(synchronize_session=False)
+        )
+
+    def mark_many_sent(
+        self, outcomes: dict[int, DeadlineOutcome], *, now: datetime, by: str
+    ) -> None:
+        """`mark_sent` for many messages at once, each met or late."""
+        if not outcomes:
+            return
+        table = cast(Table, NotificationRow.__table__)
+        self._session.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(
+                state=_N.SENT.value,
+                sent_at=now,
+                outcome=bindparam("b_outcome"),
+                decided_by=by,
+                error=None,
+            ),
+            [
+                {"b_id": notification_id, "b_outcome": outcome.value}
+                for notification_id, outcome in outcomes.items()
+            ],
         )
 
     def release(self, notification_id: int, *, back_to: NotificationState, error: str) -> None:
@@ -261,13 +306,52 @@ class NotificationRepository:
             .execution_options(synchronize_session=False)
         )
 
-    def set_draft(self, notification_id: int, *, channel_id: str, ts: str) -> None:
+    def set_draft(
+        self, notification_id: int, *, channel_id: str, ts: str, shows: NotificationState
+    ) -> None:
         self._session.execute(
             update(NotificationRow)
             .where(NotificationRow.id == notification_id)
-            .values(draft_channel_id=channel_id, draft_ts=ts)
+            .values(draft_channel_id=channel_id, draft_ts=ts, draft_state=shows.value)
             .execution_options(synchronize_session=False)
         )
+
+    def mark_drafts_shown(self, shown: dict[int, NotificationState]) -> None:
+        """Record the state each draft now shows in the war room."""
+        for notification_id, state in shown.items():
+            self._session.execute(
+                update(NotificationRow)
+                .where(NotificationRow.id == notification_id)
+                .values(draft_state=state.value)
+                .execution_options(synchronize_session=False)
+            )
+
+    def stale_drafts(self, *, limit: int = 500) -> list[tuple[int, int]]:
+        """(id, incident id) of posted drafts showing a state their row has since left (a
+        refresh lost in a crash, or still queued); rows being sent are left to their sender."""
+        rows = self._session.execute(
+            select(NotificationRow.id, NotificationRow.incident_id)
+            .where(
+                NotificationRow.draft_ts.is_not(None),
+                NotificationRow.state != _N.SENDING.value,
+                or_(
+                    NotificationRow.draft_state.is_(None),
+                    NotificationRow.draft_state != NotificationRow.state,
+                ),
+            )
+            .order_by(NotificationRow.id)
+            .limit(limit)
+        )
+        return [(row.id, row.incident_id) for row in rows]
+
+    def get_many(self, notification_ids: Iterable[int]) -> dict[int, NotificationRecord]:
+        """The rows as they stand, by id (ids that are gone are left out)."""
+        rows = self._session.scalars(
+            select(NotificationRow)
+            .where(NotificationRow.id.in_(list(notification_ids)))
+            .execution_options(populate_existing=True)
+        )
+        return {row.id: _record(row) for row in rows}
 
     def incidents_missing_drafts(self) -> list[int]:
         """Incidents with an open planned message whose draft is not in the war room yet."""

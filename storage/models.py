@@ -181,6 +181,9 @@ class NotificationRow(Base):
     edited_text: Mapped[str | None] = mapped_column(Text)
     draft_channel_id: Mapped[str | None] = mapped_column(String(32))
     draft_ts: Mapped[str | None] = mapped_column(String(32))
+    # The state the draft in the war room last showed: a draft whose row moved on since is
+    # re-rendered by the sweep, so a refresh lost in a crash is only late.
+    draft_state: Mapped[str | None] = mapped_column(String(16))
 
 
 class ReminderRow(Base):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Boolean, Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import Boolean, Table, bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -14,6 +16,7 @@ from bot.domain.alerts import Alert, stable_hash
 from bot.domain.audit import (
     AuditAction,
     AuditEntry,
+    AuditNote,
     EvidenceKind,
     EvidenceRecord,
     evidence_digest,
@@ -49,6 +52,16 @@ from storage.models import (
     RoleAssignmentRow,
     TimelineEventRow,
 )
+
+
+def _insert_ignoring_conflicts(session: Session, table: Table) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING, in the dialect of the session's database."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    raise NotImplementedError(f"no INSERT ... ON CONFLICT DO NOTHING for {dialect}")
 
 
 def insert_unless_taken(session: Session, row: Base) -> bool:
@@ -139,6 +152,18 @@ class IncidentRepository:
     def get(self, incident_id: int) -> Incident | None:
         row = self._session.get(IncidentRow, incident_id, populate_existing=True)
         return to_incident(row) if row else None
+
+    def get_many(self, incident_ids: Iterable[int]) -> dict[int, Incident]:
+        """The incidents with these ids, by id, in one query (and one for their roles)."""
+        ids = sorted(set(incident_ids))
+        if not ids:
+            return {}
+        rows = self._session.scalars(
+            select(IncidentRow)
+            .where(IncidentRow.id.in_(ids))
+            .execution_options(populate_existing=True)
+        )
+        return {row.id: to_incident(row) for row in rows}
 
     def state_and_severity(self, incident_id: int) -> tuple[IncidentState, Severity] | None:
         """Just what alert grouping needs to know, without loading the whole incident."""
@@ -465,6 +490,63 @@ class OutboundMessageRepository:
             return Claim.EXHAUSTED
         return Claim.BUSY
 
+    def claim_many(
+        self,
+        keys: Sequence[tuple[int, str]],
+        *,
+        now: datetime,
+        stale_before: datetime,
+        max_attempts: int,
+    ) -> dict[tuple[int, str], tuple[Claim, datetime | None]]:
+        """`claim` for many (incident id, key) side effects at once, each with when it was
+        claimed before (None if never). Keys never claimed cost one read and one insert
+        between them; the others (a retry, a takeover) are claimed one by one."""
+        if not keys:
+            return {}
+        row = OutboundMessageRow
+        before: dict[tuple[int, str], datetime] = {
+            (found.incident_id, found.key): found.claimed_at
+            for found in self._session.execute(
+                select(row.incident_id, row.key, row.claimed_at).where(
+                    tuple_(row.incident_id, row.key).in_(list(keys))
+                )
+            )
+        }
+        unseen = [key for key in dict.fromkeys(keys) if key not in before]
+        inserted: set[tuple[int, str]] = set()
+        if unseen:
+            # Another worker may insert the same key meanwhile: it keeps it, and this caller
+            # learns why from `claim` below.
+            statement = _insert_ignoring_conflicts(
+                self._session, cast(Table, row.__table__)
+            ).values(
+                [
+                    {
+                        "incident_id": incident_id,
+                        "key": key,
+                        "state": self.CLAIMED,
+                        "attempts": 1,
+                        "claimed_at": now,
+                    }
+                    for incident_id, key in unseen
+                ]
+            )
+            inserted = {
+                (found.incident_id, found.key)
+                for found in self._session.execute(statement.returning(row.incident_id, row.key))
+            }
+        return {
+            key: (
+                Claim.CLAIMED
+                if key in inserted
+                else self.claim(
+                    key[0], key[1], now=now, stale_before=stale_before, max_attempts=max_attempts
+                ),
+                before.get(key),
+            )
+            for key in keys
+        }
+
     def mark_sent(
         self, incident_id: int, key: str, *, now: datetime, channel_id: str | None, ts: str | None
     ) -> None:
@@ -473,6 +555,32 @@ class OutboundMessageRepository:
             .where(OutboundMessageRow.incident_id == incident_id, OutboundMessageRow.key == key)
             .values(state=self.SENT, sent_at=now, channel_id=channel_id, ts=ts, error=None)
             .execution_options(synchronize_session=False)
+        )
+
+    def mark_many_sent(
+        self, sent: Sequence[tuple[int, str, str | None, str | None]], *, now: datetime
+    ) -> None:
+        """`mark_sent` for many (incident id, key, channel id, ts) side effects at once."""
+        if not sent:
+            return
+        table = cast(Table, OutboundMessageRow.__table__)
+        self._session.execute(
+            update(table)
+            .where(
+                table.c.incident_id == bindparam("b_incident_id"),
+                table.c.key == bindparam("b_key"),
+            )
+            .values(
+                state=self.SENT,
+                sent_at=now,
+                channel_id=bindparam("b_channel_id"),
+                ts=bindparam("b_ts"),
+                error=None,
+            ),
+            [
+                {"b_incident_id": incident_id, "b_key": key, "b_channel_id": channel, "b_ts": ts}
+                for incident_id, key, channel, ts in sent
+            ],
         )
 
     def mark_failed(self, incident_id: int, key: str, *, error: str) -> None:
@@ -857,6 +965,71 @@ class AuditRepository:
             f"could not append to the audit log of incident id {incident_id} "
             f"after {_APPEND_ATTEMPTS} attempts"
         )
+
+    def append_many(self, notes: Sequence[AuditNote]) -> None:
+        """`append` for many entries: their incidents' heads read in one query, each chain
+        extended in memory, the entries inserted together. Should another writer have moved
+        a head meanwhile, the batch is undone and appended entry by entry, as `append` does."""
+        if not notes:
+            return
+        heads = self._heads({note.incident_id for note in notes})
+        entries: list[AuditEntry] = []
+        for note in notes:
+            entry = next_entry(
+                heads.get(note.incident_id),
+                incident_id=note.incident_id,
+                actor=note.actor,
+                action=note.action,
+                detail=note.detail,
+                at=note.at,
+            )
+            heads[note.incident_id] = entry
+            entries.append(entry)
+        try:
+            with self._session.begin_nested():
+                self._session.execute(
+                    insert(AuditEntryRow),
+                    [
+                        {
+                            "incident_id": entry.incident_id,
+                            "seq": entry.seq,
+                            "at": entry.at,
+                            "actor": entry.actor,
+                            "action": entry.action.value,
+                            "detail": entry.detail,
+                            "prev_hash": entry.prev_hash,
+                            "hash": entry.hash,
+                        }
+                        for entry in entries
+                    ],
+                )
+        except IntegrityError:
+            for note in notes:
+                self.append(
+                    note.incident_id,
+                    actor=note.actor,
+                    action=note.action,
+                    detail=dict(note.detail),
+                    now=note.at,
+                )
+
+    def _heads(self, incident_ids: set[int]) -> dict[int, AuditEntry]:
+        latest = (
+            select(AuditEntryRow.incident_id, func.max(AuditEntryRow.seq).label("seq"))
+            .where(AuditEntryRow.incident_id.in_(sorted(incident_ids)))
+            .group_by(AuditEntryRow.incident_id)
+            .subquery()
+        )
+        rows = self._session.scalars(
+            select(AuditEntryRow)
+            .join(
+                latest,
+                (AuditEntryRow.incident_id == latest.c.incident_id)
+                & (AuditEntryRow.seq == latest.c.seq),
+            )
+            .execution_options(populate_existing=True)
+        )
+        return {row.incident_id: _audit_entry(row) for row in rows}
 
     def entries(self, incident_id: int) -> list[AuditEntry]:
         """The incident's chain in seq order."""

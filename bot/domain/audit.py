@@ -71,6 +71,17 @@ class AuditAction(StrEnum):
 
 
 @dataclass(frozen=True)
+class AuditNote:
+    """What an entry is to say, before it is chained (seq and hashes come from the head)."""
+
+    incident_id: int
+    actor: str
+    action: AuditAction
+    detail: Mapping[str, Any]
+    at: datetime
+
+
+@dataclass(frozen=True)
 class AuditEntry:
     incident_id: int
     seq: int

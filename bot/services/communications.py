@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.deadline_timers import DeadlineTimers
+from bot.delivery_queue import DeliveryQueue
 from bot.errors import ExternalServiceError
 from bot.services.deadline_view import incident_deadlines
 from bot.services.notifications import NotificationService
@@ -30,9 +31,26 @@ class Communications:
     regulatory: RegulatoryService
     updates: StatusUpdateService
     timers: DeadlineTimers
+    sends: DeliveryQueue
     uow: UnitOfWorkFactory
     config: WarroomConfig
     clock: Clock
+
+    def start(self) -> None:
+        """Send timed messages in batches from their own threads, and redraw drafts off
+        them; before this, timers send and redraw in their own thread."""
+        self.sends.start()
+        self.notifications.drafts.start()
+
+    def close(self) -> None:
+        self.sends.close()
+        self.notifications.drafts.close()
+
+    def fire_notification(self, notification_id: int) -> object:
+        """A message's timer: queue it for the sending threads, or send it now."""
+        if self.sends.submit(notification_id):
+            return True
+        return self.notifications.fire(notification_id)
 
     def after_change(self, incident_id: int) -> None:
         """After a declaration or a re-plan: timers for the new rows, drafts and draft reports
@@ -45,9 +63,11 @@ class Communications:
                 log.warning("incident id %d: %s (the sweep retries)", incident_id, error)
 
     def sweep(self) -> None:
-        """Send what came due, give due reminders, post drafts and reports still missing."""
+        """Send what came due, give due reminders, post drafts and reports still missing,
+        redraw drafts whose redraw was lost."""
         self.notifications.run_due()
         self.reminders.run_due()
+        self._quietly(lambda _: self.notifications.redraw_stale_drafts(), 0)
         with self.uow(read_only=True) as uow:
             drafts = uow.notifications.incidents_missing_drafts()
             reports = uow.clocks.incidents_missing_reports()

@@ -3,11 +3,12 @@ hash-chained audit log that proves it. One call keeps the two in step."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.domain.audit import AuditAction
+from bot.domain.audit import AuditAction, AuditNote
 from bot.domain.incident import Incident
 from bot.domain.vocabulary import Role
 from bot.errors import PermissionDeniedError
@@ -32,6 +33,44 @@ def record_change(
         incident_id, kind=action.value, actor_id=actor, summary=summary, now=now, data=data
     )
     uow.audit.append(incident_id, actor=actor, action=action, detail=data, now=now)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change for `record_changes`: what `record_change` takes."""
+
+    incident_id: int
+    action: AuditAction
+    actor: str
+    summary: str
+    data: dict[str, Any]
+    now: datetime
+
+
+def record_changes(uow: UnitOfWork, changes: Sequence[Change]) -> None:
+    """`record_change` for many changes at once (a batch of sends), with the audit heads of
+    their incidents read together, in the caller's transaction."""
+    for change in changes:
+        uow.timeline.add(
+            change.incident_id,
+            kind=change.action.value,
+            actor_id=change.actor,
+            summary=change.summary,
+            now=change.now,
+            data=change.data,
+        )
+    uow.audit.append_many(
+        [
+            AuditNote(
+                incident_id=change.incident_id,
+                actor=change.actor,
+                action=change.action,
+                detail=change.data,
+                at=change.now,
+            )
+            for change in changes
+        ]
+    )
 
 
 def require_role_holder(

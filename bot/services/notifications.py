@@ -9,7 +9,7 @@ for the message's delivery marker (Slack message metadata) and only posts when i
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -22,17 +22,19 @@ from bot.domain.drills import audience_channels, is_drill
 from bot.domain.incident import Incident
 from bot.domain.ledger import Claim
 from bot.domain.notifications import (
+    DeadlineOutcome,
     NotificationRecord,
     NotificationState,
     deadline_outcome,
 )
 from bot.domain.vocabulary import Role
+from bot.draft_refresher import DraftRefresher
 from bot.errors import ExternalServiceError, PermissionDeniedError, UserError
 from bot.logging_setup import log_context
 from bot.pacing import ChannelPacer
 from bot.presenters import incident_context, notification_context
 from bot.rendering import Renderer
-from bot.services.history import record_change
+from bot.services.history import Change, record_change, record_changes
 from bot.slack_gateway import SlackGateway
 
 if TYPE_CHECKING:
@@ -46,6 +48,11 @@ STALE_SEND = timedelta(minutes=2)
 MAX_SEND_ATTEMPTS = 10
 # Who may send, edit or skip a planned message besides the approvers of containment.
 MESSAGE_OWNERS = (Role.COMMUNICATIONS_LEAD, Role.INCIDENT_COMMANDER)
+# Due messages sent with one claim and one settle transaction.
+SEND_BATCH = 32
+# While timed messages wait to be sent, drafts and cards are redrawn after them, but no
+# later than this after the send: a deadline outranks the war room's picture of it.
+REDRAW_MAX_LAG = timedelta(seconds=60)
 _N = NotificationState
 
 
@@ -56,6 +63,26 @@ class Delivery:
     notification: NotificationRecord
     sent: bool
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    """A message this worker took for sending, with its channels' ledger claims."""
+
+    record: NotificationRecord
+    incident: Incident
+    claims: dict[str, Claim]
+    previously: dict[str, datetime | None]
+
+
+@dataclass(frozen=True)
+class _Posted:
+    """A message posted (or found posted) to its channels, not yet recorded."""
+
+    record: NotificationRecord
+    incident: Incident
+    posted: dict[str, str | None]
+    message: dict[str, Any]
 
 
 class NotificationService:
@@ -70,6 +97,7 @@ class NotificationService:
         pacer: ChannelPacer,
         containment_lines: Callable[[int], list[str]],
         on_change: Callable[[int], None] | None = None,
+        sends_waiting: Callable[[], bool] = lambda: False,
     ) -> None:
         self._uow = uow
         self._slack = slack
@@ -79,6 +107,11 @@ class NotificationService:
         self._pacer = pacer
         self._containment_lines = containment_lines
         self._on_change = on_change
+        # Redraws drafts and cards after timed sends once started (start_background_work);
+        # until then, and for a person's decisions, they are redrawn at once.
+        self.drafts = DraftRefresher(
+            self._redraw, busy=sends_waiting, max_lag=REDRAW_MAX_LAG.total_seconds()
+        )
 
     # -- at the deadline -----------------------------------------------------------------
 
@@ -87,87 +120,164 @@ class NotificationService:
         now = self._clock.now()
         with self._uow(read_only=True) as uow:
             due = uow.notifications.due_ids(now=now, stale_before=now - STALE_SEND)
-        handled = 0
-        for notification_id in due:
-            try:
-                handled += self.fire(notification_id)
-            except ExternalServiceError as error:
-                log.warning("notification %d not sent yet: %s", notification_id, error)
-        return handled
+        return sum(
+            self.fire_due(due[start : start + SEND_BATCH])
+            for start in range(0, len(due), SEND_BATCH)
+        )
 
     def fire(self, notification_id: int) -> bool:
         """The deadline of one message: send it (auto_send) or hand it to the commander."""
+        return self.fire_due([notification_id]) == 1
+
+    def fire_due(self, notification_ids: Sequence[int]) -> int:
+        """The deadline of each message: send them, as one batch (auto_send), or hand each
+        to the commander; how many were handled. Slack's refusals are logged and left to the
+        sweep."""
         if self._config.notifications.auto_send:
-            return self.deliver(notification_id, by="warroom").sent
-        return self._escalate(notification_id)
+            return sum(delivery.sent for delivery in self.deliver_due(notification_ids))
+        escalated = 0
+        for notification_id in notification_ids:
+            try:
+                escalated += self._escalate(notification_id)
+            except ExternalServiceError as error:
+                log.warning(
+                    "notification %d escalated, notice not posted: %s", notification_id, error
+                )
+        return escalated
+
+    def deliver_due(self, notification_ids: Sequence[int]) -> list[Delivery]:
+        """Send due messages at their deadline: one claim transaction and one settle
+        transaction for the batch, the audience facts read once per incident, and the war
+        room's drafts and card redrawn after, off this thread when the refresher runs."""
+        deliveries: list[Delivery] = []
+        notification_ids = list(dict.fromkeys(notification_ids))  # each once, in order
+        results = self._deliver(notification_ids, by="warroom", by_hand=False)
+        for notification_id, result in zip(notification_ids, results, strict=True):
+            if isinstance(result, Delivery):
+                deliveries.append(result)
+            else:
+                log.warning(
+                    "notification %d not sent yet (the sweep retries): %s", notification_id, result
+                )
+        return deliveries
 
     def deliver(self, notification_id: int, *, by: str, by_hand: bool = False) -> Delivery:
         """Send the message to every channel of its audience, once. Timers send only what is
         due; a person (`by_hand`) may send an open message early, or one escalated to them."""
+        result = self._deliver([notification_id], by=by, by_hand=by_hand)[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def _deliver(
+        self, notification_ids: Sequence[int], *, by: str, by_hand: bool
+    ) -> list[Delivery | Exception]:
         now = self._clock.now()
+        claimed = self._claim(notification_ids, now=now, by_hand=by_hand)
+        incidents = {c.incident.id: c.incident for c in claimed if isinstance(c, _Claimed)}
+        # Read outside the claim's transaction, which holds SQLite's one write lock.
+        with self._uow(read_only=True) as uow:
+            facts = {key: self._facts(uow, incident) for key, incident in incidents.items()}
+        outcomes: list[_Posted | Delivery | Exception] = []
+        for item in claimed:
+            if not isinstance(item, _Claimed):
+                outcomes.append(item)
+                continue
+            try:
+                with log_context(incident=item.incident.number):
+                    outcomes.append(self._post_all(item, facts[item.incident.id], now=now))
+            except ExternalServiceError as error:
+                outcomes.append(error)
+        posts = [outcome for outcome in outcomes if isinstance(outcome, _Posted)]
+        settled = self._settle(posts, by=by) if posts else {}
+        for post in posts:
+            self._show(settled[post.record.id], post.incident, post.message, now_please=by_hand)
+        return [
+            Delivery(settled[outcome.record.id], sent=True)
+            if isinstance(outcome, _Posted)
+            else outcome
+            for outcome in outcomes
+        ]
+
+    def _claim(
+        self, notification_ids: Sequence[int], *, now: datetime, by_hand: bool
+    ) -> list[_Claimed | Delivery | Exception]:
+        """Take each message for sending and claim its channels in the outbound ledger, in
+        one transaction; what was not taken says why."""
+        refused: dict[int, Delivery | Exception] = {}
+        taken: dict[int, tuple[NotificationRecord, Incident, list[str]]] = {}
         with self._uow() as uow:
-            won = uow.notifications.claim(
-                notification_id,
+            won = uow.notifications.claim_many(
+                notification_ids,
                 now=now,
                 stale_before=now - STALE_SEND,
                 from_states=(_N.PENDING, _N.ESCALATED) if by_hand else (_N.PENDING,),
                 due_by=None if by_hand else now,
             )
-            record = uow.notifications.get(notification_id)
-            if record is None:
-                raise UserError("That message is no longer planned.")
-            if not won:
-                return Delivery(record, sent=False, detail=_why_not(record))
-            incident = _incident(uow, record.incident_id)
-            channels = audience_channels(
-                self._config.audiences.channels(record.audience),
-                drill_channel=self._config.drill_channel,
-                incident=incident,
+            records = uow.notifications.get_many(notification_ids)
+            incidents = uow.incidents.get_many(records[i].incident_id for i in won)
+            for notification_id in notification_ids:
+                record = records.get(notification_id)
+                if record is None:
+                    refused[notification_id] = UserError("That message is no longer planned.")
+                elif notification_id not in won:
+                    refused[notification_id] = Delivery(record, sent=False, detail=_why_not(record))
+                else:
+                    incident = incidents[record.incident_id]
+                    channels = audience_channels(
+                        self._config.audiences.channels(record.audience),
+                        drill_channel=self._config.drill_channel,
+                        incident=incident,
+                    )
+                    taken[notification_id] = (record, incident, channels)
+            # `before` is when a crashed worker claimed a channel, if one did: its post may
+            # be there already, so the marker search looks back to then.
+            ledger = uow.outbound.claim_many(
+                [
+                    (record.incident_id, _delivery_key(record, channel))
+                    for record, _, channels in taken.values()
+                    for channel in channels
+                ],
+                now=now,
+                stale_before=now - STALE_SEND,
+                max_attempts=MAX_SEND_ATTEMPTS,
             )
-            # When a crashed worker's claim is taken over, its post may be in the channel
-            # already: look back to when it claimed, before this claim overwrites that time.
-            previously = {
-                channel: uow.outbound.claimed_at(record.incident_id, _delivery_key(record, channel))
-                for channel in channels
-            }
-            claims = {
-                channel: uow.outbound.claim(
-                    record.incident_id,
-                    _delivery_key(record, channel),
-                    now=now,
-                    stale_before=now - STALE_SEND,
-                    max_attempts=MAX_SEND_ATTEMPTS,
-                )
-                for channel in channels
-            }
             uow.commit()
-        # Read outside the claim's transaction, which holds SQLite's one write lock.
-        with self._uow(read_only=True) as uow:
-            facts = self._facts(uow, incident)
-        with log_context(incident=incident.number):
-            return self._post_all(record, incident, facts, claims, previously, by=by, now=now)
+        claimed: list[_Claimed | Delivery | Exception] = []
+        for notification_id in notification_ids:
+            if notification_id not in taken:
+                claimed.append(refused[notification_id])
+                continue
+            record, incident, channels = taken[notification_id]
+            keys = {
+                channel: (record.incident_id, _delivery_key(record, channel))
+                for channel in channels
+            }
+            claimed.append(
+                _Claimed(
+                    record,
+                    incident,
+                    claims={channel: ledger[key][0] for channel, key in keys.items()},
+                    previously={channel: ledger[key][1] for channel, key in keys.items()},
+                )
+            )
+        return claimed
 
     def _post_all(
-        self,
-        record: NotificationRecord,
-        incident: Incident,
-        facts: AudienceFacts,
-        claims: dict[str, Claim],
-        previously: dict[str, datetime | None],
-        *,
-        by: str,
-        now: datetime,
-    ) -> Delivery:
-        """Post to every claimed channel, then record the outcome (or give the claim back)."""
+        self, item: _Claimed, facts: AudienceFacts, *, now: datetime
+    ) -> _Posted | Delivery:
+        """Post to every claimed channel; what was posted, to be settled (or the claim given
+        back, and why)."""
+        record, claims = item.record, item.claims
         channels = list(claims)
         if not channels:
-            return self._unconfigured(record, drill=is_drill(incident))
-        message = self.render(record, incident, facts)
+            return self._unconfigured(record, drill=is_drill(item.incident))
+        message = self.render(record, item.incident, facts)
         posted: dict[str, str | None] = {}
         try:
             for channel, claim in claims.items():
                 posted[channel] = self._post(
-                    record, channel, claim, message, since=previously.get(channel) or now
+                    record, channel, claim, message, since=item.previously.get(channel) or now
                 )
         except ExternalServiceError as error:
             self._failed(record, posted, channel, str(error))
@@ -176,7 +286,7 @@ class NotificationService:
             # Another worker holds one channel right now; it finishes, the row is retried.
             self._release(record, posted, error="a channel was busy")
             return Delivery(record, sent=False, detail="busy")
-        return Delivery(self._settle(record, incident, posted, by=by), sent=True)
+        return _Posted(record, item.incident, posted, message)
 
     def _post(
         self,
@@ -199,53 +309,55 @@ class NotificationService:
         self._pacer.wait_turn(channel)
         return self._slack.post(channel, message, marker=marker)
 
-    def _settle(
-        self,
-        record: NotificationRecord,
-        incident: Incident,
-        posted: dict[str, str | None],
-        *,
-        by: str,
-    ) -> NotificationRecord:
+    def _settle(self, posts: Sequence[_Posted], *, by: str) -> dict[int, NotificationRecord]:
+        """Record what was posted, in one transaction: the ledger, the rows (met or late),
+        the timeline and the audit log. The rows as they stand after, by id."""
         now = self._clock.now()
-        outcome = deadline_outcome(
-            record.due_at, now, grace=self._config.notifications.on_time_grace
-        )
-        if record.state is _N.ESCALATED or record.outcome is not None:
-            outcome = record.outcome or outcome
+        grace = self._config.notifications.on_time_grace
+        outcomes: dict[int, DeadlineOutcome] = {}
+        for post in posts:
+            record = post.record
+            outcome = deadline_outcome(record.due_at, now, grace=grace)
+            if record.state is _N.ESCALATED or record.outcome is not None:
+                outcome = record.outcome or outcome
+            outcomes[record.id] = outcome
         with self._uow() as uow:
-            for channel, ts in posted.items():
-                if ts is not None:
-                    uow.outbound.mark_sent(
-                        record.incident_id,
-                        _delivery_key(record, channel),
-                        now=now,
-                        channel_id=channel,
-                        ts=ts,
-                    )
-            uow.notifications.mark_sent(record.id, now=now, outcome=outcome, by=by)
-            record_change(
-                uow,
-                record.incident_id,
-                AuditAction.NOTIFICATION_SENT,
-                actor=by,
+            uow.outbound.mark_many_sent(
+                [
+                    (post.record.incident_id, _delivery_key(post.record, channel), channel, ts)
+                    for post in posts
+                    for channel, ts in post.posted.items()
+                    if ts is not None
+                ],
                 now=now,
-                summary=(
-                    f"{record.audience.label} told ({record.tier.value}, {outcome.value}"
-                    f"{', sent by hand' if by != 'warroom' else ''})"
-                ),
-                data={
-                    "audience": record.audience.value,
-                    "tier": record.tier.value,
-                    "due_at": record.due_at.isoformat(),
-                    "outcome": outcome.value,
-                    "channels": sorted(posted),
-                },
             )
-            settled = uow.notifications.get(record.id)
+            uow.notifications.mark_many_sent(outcomes, now=now, by=by)
+            record_changes(
+                uow,
+                [
+                    Change(
+                        incident_id=post.record.incident_id,
+                        action=AuditAction.NOTIFICATION_SENT,
+                        actor=by,
+                        now=now,
+                        summary=(
+                            f"{post.record.audience.label} told ({post.record.tier.value}, "
+                            f"{outcomes[post.record.id].value}"
+                            f"{', sent by hand' if by != 'warroom' else ''})"
+                        ),
+                        data={
+                            "audience": post.record.audience.value,
+                            "tier": post.record.tier.value,
+                            "due_at": post.record.due_at.isoformat(),
+                            "outcome": outcomes[post.record.id].value,
+                            "channels": sorted(post.posted),
+                        },
+                    )
+                    for post in posts
+                ],
+            )
+            settled = uow.notifications.get_many(post.record.id for post in posts)
             uow.commit()
-        assert settled is not None
-        self._refresh_draft(settled, incident)
         return settled
 
     def _failed(
@@ -496,15 +608,22 @@ class NotificationService:
             raise
         with self._uow() as uow:
             uow.outbound.mark_sent(incident.id, key, now=now, channel_id=channel, ts=ts)
-            uow.notifications.set_draft(record.id, channel_id=channel, ts=ts)
+            uow.notifications.set_draft(record.id, channel_id=channel, ts=ts, shows=record.state)
             uow.commit()
         return True
 
     def draft(
-        self, record: NotificationRecord, incident: Incident, facts: AudienceFacts
+        self,
+        record: NotificationRecord,
+        incident: Incident,
+        facts: AudienceFacts,
+        *,
+        preview: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """The war-room message showing a planned message, its deadline and its buttons."""
-        preview = self.render(record, incident, facts)
+        """The war-room message showing a planned message, its deadline and its buttons;
+        `preview` is the message as sent, when it was."""
+        if preview is None:
+            preview = self.render(record, incident, facts)
         return self._renderer.render(
             "notifications/draft",
             incident=incident_context(incident),
@@ -520,26 +639,88 @@ class NotificationService:
             auto_send=self._config.notifications.auto_send,
         )
 
-    def _refresh_draft(self, record: NotificationRecord, incident: Incident) -> None:
+    def _show(
+        self,
+        record: NotificationRecord,
+        incident: Incident,
+        sent: dict[str, Any],
+        *,
+        now_please: bool,
+    ) -> None:
+        """After a send: the draft and the card show it, at once for a person's click, else
+        through the refresher."""
+        if now_please or not self.drafts.request(incident.id, record.id, sent):
+            self._refresh_draft(record, incident, preview=sent)
+
+    def _refresh_draft(
+        self,
+        record: NotificationRecord,
+        incident: Incident,
+        *,
+        preview: dict[str, Any] | None = None,
+    ) -> None:
         """Show the draft's new state (sent, skipped, escalated, edited) where it was posted,
         and the deadline's on the card."""
+        self._redraw(incident.id, {record.id: preview}, incident=incident)
+
+    def _redraw(
+        self,
+        incident_id: int,
+        previews: dict[int, dict[str, Any] | None],
+        *,
+        incident: Incident | None = None,
+    ) -> None:
+        """Redraw the incident's card once, and the drafts of these messages as their rows
+        stand now; record what each draft shows."""
         if self._on_change is not None:
             try:
-                self._on_change(incident.id)
+                self._on_change(incident_id)
             except ExternalServiceError as error:
-                log.warning("card of incident #%d not updated: %s", incident.number, error)
-        # The row as it stands now (the caller's copy predates the change being shown).
+                log.warning("card of incident id %d not updated: %s", incident_id, error)
+        # The rows as they stand now (the callers' copies predate the change being shown).
         with self._uow(read_only=True) as uow:
-            current = uow.notifications.get(record.id)
-            if current is None or current.draft_channel_id is None or current.draft_ts is None:
-                return
-            facts = self._facts(uow, incident)
-        try:
-            self._slack.update(
-                current.draft_channel_id, current.draft_ts, self.draft(current, incident, facts)
-            )
-        except ExternalServiceError as error:
-            log.warning("draft of notification %d not updated: %s", record.id, error)
+            if incident is None:
+                incident = _incident(uow, incident_id)
+            current = [
+                row
+                for row in uow.notifications.get_many(previews).values()
+                if row.draft_channel_id is not None and row.draft_ts is not None
+            ]
+            unsent = any(previews.get(row.id) is None for row in current)
+            facts = self._facts(uow, incident) if unsent else AudienceFacts()
+        shown: dict[int, NotificationState] = {}
+        for row in current:
+            assert row.draft_channel_id is not None and row.draft_ts is not None
+            message = self.draft(row, incident, facts, preview=previews.get(row.id))
+            try:
+                self._slack.update(row.draft_channel_id, row.draft_ts, message)
+            except ExternalServiceError as error:
+                log.warning("draft of notification %d not updated: %s", row.id, error)
+                continue
+            shown[row.id] = row.state
+        if shown:
+            with self._uow() as uow:
+                uow.notifications.mark_drafts_shown(shown)
+                uow.commit()
+
+    def redraw_stale_drafts(self) -> int:
+        """Redraw drafts showing a state their row has left (a redraw a crash lost, or one
+        still waiting); how many incidents were asked or redrawn."""
+        with self._uow(read_only=True) as uow:
+            stale = uow.notifications.stale_drafts()
+        by_incident: dict[int, dict[int, dict[str, Any] | None]] = {}
+        for notification_id, incident_id in stale:
+            by_incident.setdefault(incident_id, {})[notification_id] = None
+        for incident_id, previews in by_incident.items():
+            if self.drafts.running:
+                for notification_id in previews:
+                    self.drafts.request(incident_id, notification_id)
+                continue
+            try:
+                self._redraw(incident_id, previews)
+            except ExternalServiceError as error:
+                log.warning("drafts of incident id %d not redrawn: %s", incident_id, error)
+        return len(by_incident)
 
     # -- rendering -----------------------------------------------------------------------
 
