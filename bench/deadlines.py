@@ -610,6 +610,7 @@ class Plan:
     restart_pause_s: float
     seed: int
     database_url: str | None
+    slack_latency_s: float = 0.0
 
 
 def run_phase(plan: Plan, restart: str | None) -> Outcome:
@@ -638,6 +639,8 @@ def run_phase(plan: Plan, restart: str | None) -> Outcome:
                 first.expect("ready")
                 start = time.time() + LEAD_S
                 due = spread_deadlines(reader, start=start, window=plan.window_s, seed=plan.seed)
+                # From here on every Web API call waits as long as a round trip to Slack.
+                emulator.latency = plan.slack_latency_s
                 first.conn.send("go")
                 _, began, armed, jobs, cpu_armed = first.expect("armed")
                 main_cpu, first_armed = time.process_time(), armed
@@ -989,6 +992,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="seconds between the stop and starting the second process (0)",
     )
     parser.add_argument(
+        "--slack-latency",
+        type=bounded(0, 1, float),
+        default=0.0,
+        help="seconds each Web API call takes in the emulator during the window (0; Slack's "
+        "round trips are ~0.1)",
+    )
+    parser.add_argument(
         "--profile",
         type=bounded(10, 5000),
         default=None,
@@ -1018,6 +1028,7 @@ def main(argv: list[str] | None = None) -> int:
         restart_pause_s=args.restart_pause,
         seed=args.seed,
         database_url=args.database_url,
+        slack_latency_s=args.slack_latency,
     )
     where = "a temp SQLite file" if args.database_url is None else "PostgreSQL (throwaway schema)"
     print(

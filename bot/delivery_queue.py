@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,8 @@ class DeliveryQueue:
         *,
         workers: int = 4,
         batch: int = 32,
+        settle_time: float = 0.5,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._send_batch = send_batch
         self._workers = workers
@@ -37,6 +40,11 @@ class DeliveryQueue:
         self._in_flight = 0
         self._threads: list[threading.Thread] = []
         self._running = False
+        # Due messages arrive in trickles during a storm: between two, the queue is briefly
+        # empty but not idle.
+        self._settle_time = settle_time
+        self._monotonic = monotonic
+        self._last_send = -settle_time
 
     @property
     def running(self) -> bool:
@@ -86,9 +94,10 @@ class DeliveryQueue:
             )
 
     def busy(self) -> bool:
-        """Whether messages are queued or being sent right now."""
+        """Whether messages are queued, being sent, or were sent a moment ago."""
         with self._lock:
-            return bool(self._queued) or self._in_flight > 0
+            recent = self._monotonic() - self._last_send < self._settle_time
+            return bool(self._queued) or self._in_flight > 0 or recent
 
     def _work(self) -> None:
         while True:
@@ -117,6 +126,7 @@ class DeliveryQueue:
             finally:
                 with self._lock:
                     self._in_flight -= 1
+                    self._last_send = self._monotonic()
                     self._lock.notify_all()
             if stop:
                 return

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 
 class ChannelPacer:
@@ -27,6 +28,28 @@ class ChannelPacer:
         self._sleep = sleep
         self._lock = threading.Lock()
         self._next_slot: dict[str, float] = {}
+        self._channel_locks: dict[str, threading.Lock] = {}
+
+    @contextmanager
+    def turn(self, channel_id: str) -> Iterator[float]:
+        """Wait for the channel's turn and hold it while the block posts: one channel's
+        posts leave one at a time however many threads send, each an interval after the
+        last was answered. Yields the seconds waited."""
+        if self._interval <= 0:
+            yield 0.0
+            return
+        with self._lock:
+            channel_lock = self._channel_locks.setdefault(channel_id, threading.Lock())
+        with channel_lock:
+            try:
+                yield self.wait_turn(channel_id)
+            finally:
+                # The next post leaves a full interval after this one is answered: one that
+                # was held up on its way (a busy process, a retry) is not followed closely.
+                with self._lock:
+                    self._next_slot[channel_id] = max(
+                        self._next_slot.get(channel_id, 0.0), self._monotonic() + self._interval
+                    )
 
     def wait_turn(self, channel_id: str) -> float:
         """Block until this channel may take another message; the seconds waited."""

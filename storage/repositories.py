@@ -412,6 +412,29 @@ class TimelineRepository:
             )
         )
 
+    def list_for_many(self, incident_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+        """`list_for` of several incidents in one query, by incident id."""
+        events: dict[int, list[dict[str, Any]]] = {incident_id: [] for incident_id in incident_ids}
+        if not events:
+            return events
+        row = TimelineEventRow
+        rows = self._session.execute(
+            select(row.incident_id, row.occurred_at, row.kind, row.actor_id, row.summary, row.data)
+            .where(row.incident_id.in_(sorted(events)))
+            .order_by(row.incident_id, row.occurred_at, row.id)
+        )
+        for found in rows:
+            events[found.incident_id].append(
+                {
+                    "occurred_at": found.occurred_at,
+                    "kind": found.kind,
+                    "actor_id": found.actor_id,
+                    "summary": found.summary,
+                    "data": found.data,
+                }
+            )
+        return events
+
     def list_for(self, incident_id: int) -> list[dict[str, Any]]:
         rows = self._session.scalars(
             select(TimelineEventRow)
@@ -1236,6 +1259,19 @@ class ContainmentRepository:
             message_ts=row.message_ts,
             residual=dict(row.residual or {}),
             actions=tuple(self._record(action) for action in actions),
+        )
+
+    def proposed_for(self, incident_ids: Iterable[int]) -> set[int]:
+        """Which of these incidents have had containment proposed."""
+        ids = sorted(set(incident_ids))
+        if not ids:
+            return set()
+        return set(
+            self._session.scalars(
+                select(ContainmentProposalRow.incident_id)
+                .where(ContainmentProposalRow.incident_id.in_(ids))
+                .distinct()
+            )
         )
 
     def latest_proposal(self, incident_id: int) -> ContainmentProposalRecord | None:

@@ -47,6 +47,12 @@ class _Fault:
     remaining: int
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: a bot with a few dozen requests in flight
+    # (Slack takes them all) would see connections reset.
+    request_queue_size = 256
+
+
 class SlackEmulator:
     """A local fake of the Slack Web API with state, call recording and fault injection."""
 
@@ -82,7 +88,7 @@ class SlackEmulator:
         """Bind and serve on a daemon thread; returns self."""
         if self._server is not None:
             return self
-        server = ThreadingHTTPServer(("127.0.0.1", self._requested_port), _make_handler(self))
+        server = _Server(("127.0.0.1", self._requested_port), _make_handler(self))
         server.daemon_threads = True
         self._server = server
         # A short poll interval keeps stop() fast (shutdown waits for the next poll).

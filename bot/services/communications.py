@@ -45,6 +45,7 @@ class Communications:
     def close(self) -> None:
         self.sends.close()
         self.notifications.drafts.close()
+        self.notifications.close()
 
     def fire_notification(self, notification_id: int) -> object:
         """A message's timer: queue it for the sending threads, or send it now."""

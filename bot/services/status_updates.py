@@ -136,13 +136,13 @@ class StatusUpdateService:
             )
             try:
                 for channel in channels:
-                    self._pacer.wait_turn(channel)
-                    self._war_rooms.post_once(
-                        incident,
-                        f"update:{update.update_id}:{audience.value}:{channel}",
-                        channel,
-                        message,
-                    )
+                    with self._pacer.turn(channel):
+                        self._war_rooms.post_once(
+                            incident,
+                            f"update:{update.update_id}:{audience.value}:{channel}",
+                            channel,
+                            message,
+                        )
                 told.append(audience)
             except ExternalServiceError:
                 failed.append(audience)

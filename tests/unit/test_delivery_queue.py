@@ -33,7 +33,7 @@ def test_nothing_is_taken_before_start_so_the_timer_sends_itself() -> None:
 def test_what_queues_up_while_a_batch_is_sent_goes_out_as_one_batch_each_id_once() -> None:
     hold = threading.Event()
     sender = Sender(hold)
-    queue = DeliveryQueue(sender, workers=1, batch=50)
+    queue = DeliveryQueue(sender, workers=1, batch=50, settle_time=0)
     queue.start()
     try:
         assert queue.submit(1)
@@ -91,3 +91,20 @@ def test_after_close_nothing_is_taken() -> None:
     queue.start()
     queue.close()
     assert queue.submit(1) is False
+
+
+def test_it_stays_busy_a_moment_after_a_send_so_redraws_wait_out_a_trickle() -> None:
+    clock = [10.0]
+    queue = DeliveryQueue(Sender(), workers=1, settle_time=0.5, monotonic=lambda: clock[0])
+    assert not queue.busy()
+    queue.start()
+    try:
+        queue.submit(1)
+        assert queue.wait_idle(timeout=10)
+        assert queue.busy()  # sent at 10.0
+        clock[0] = 10.4
+        assert queue.busy()
+        clock[0] = 10.5
+        assert not queue.busy()
+    finally:
+        queue.close()

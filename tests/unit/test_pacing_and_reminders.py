@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -90,3 +92,37 @@ def test_bad_communication_settings_name_the_key(section: dict[str, object], mes
     with pytest.raises(ConfigurationError) as raised:
         parse_config(section)
     assert message in str(raised.value)
+
+
+def test_a_channels_turn_is_held_while_its_post_is_made() -> None:
+    pacer = ChannelPacer(0.01)
+    inside: list[str] = []
+    overlaps: list[bool] = []
+    guard = threading.Lock()
+
+    def post(channel: str) -> None:
+        with pacer.turn(channel):
+            with guard:
+                overlaps.append(channel in inside)
+                inside.append(channel)
+            time.sleep(0.005)  # the post's round trip to Slack
+            with guard:
+                inside.remove(channel)
+
+    threads = [threading.Thread(target=post, args=("C1",)) for _ in range(8)]
+    threads += [threading.Thread(target=post, args=("C2",)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert overlaps == [False] * 10
+
+
+def test_the_next_turn_comes_an_interval_after_a_slow_post_was_answered() -> None:
+    fake = FakeTime()
+    pacer = ChannelPacer(1.0, monotonic=fake.monotonic, sleep=fake.sleep)
+    with pacer.turn("C1") as waited:
+        assert waited == 0.0
+        fake.now += 0.4  # Slack took 400 ms to answer
+    with pacer.turn("C1") as waited:
+        assert waited == pytest.approx(1.0)  # not 0.6: the interval counts from the answer
