@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -11,7 +12,7 @@ from datetime import timedelta
 from apscheduler.executors.pool import ThreadPoolExecutor as APSThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry
-from slack_bolt import App
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 from sqlalchemy import Engine
 from starlette.applications import Starlette
@@ -147,6 +148,15 @@ class Warroom:
         self.engine.dispose()
 
 
+class ScopedApp(App):
+    """Bolt's App, serving each request in a copy of the caller's context: what a listener
+    learns (the incident whose war room it serves) tags its log lines and its lazy work's,
+    and never a later request's (Socket Mode reuses its threads)."""
+
+    def dispatch(self, req: BoltRequest) -> BoltResponse:
+        return contextvars.copy_context().run(super().dispatch, req)
+
+
 def _bolt_logger() -> logging.Logger:
     """Bolt's logger, without its warning that SLACK_BOT_TOKEN is unused when we pass a client
     built from that very token (it would read as a misconfiguration at every start)."""
@@ -232,7 +242,7 @@ def create_app(
     signing_secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     )
-    bolt = App(
+    bolt = ScopedApp(
         client=web_client,
         signing_secret=signing_secret,
         request_verification_enabled=not socket_mode,

@@ -5,19 +5,14 @@ warroom was down fire at once (and are recorded late by the service they call)."
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.base import BaseScheduler
 
-from bot.errors import ExternalServiceError
-
 if TYPE_CHECKING:
     from storage.unit_of_work import UnitOfWorkFactory
-
-log = logging.getLogger(__name__)
 
 
 def notification_job_id(notification_id: int) -> str:
@@ -85,16 +80,9 @@ class DeadlineTimers:
             coalesce=True,
         )
 
+    # Slack's refusals are logged, with the incident, by the services these call.
     def _notification(self, notification_id: int) -> None:
-        try:
-            self._fire_notification(notification_id)
-        except ExternalServiceError as error:
-            log.warning(
-                "notification %d not sent yet (the sweep retries): %s", notification_id, error
-            )
+        self._fire_notification(notification_id)
 
     def _reminder(self, reminder_id: int) -> None:
-        try:
-            self._fire_reminder(reminder_id)
-        except ExternalServiceError as error:
-            log.warning("reminder %d not given yet (the sweep retries): %s", reminder_id, error)
+        self._fire_reminder(reminder_id)

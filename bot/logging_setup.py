@@ -45,6 +45,13 @@ def log_context(*, incident: int | None = None, request_id: str | None = None) -
             incident_var.reset(incident_token)
 
 
+def tag_incident(number: int) -> None:
+    """Tag the rest of the current context's log lines with the incident, once a request
+    turns out to be about one (a command in its war room). Each Slack request is served in
+    a context of its own (`bot.app.ScopedApp`), so the tag ends with it."""
+    incident_var.set(number)
+
+
 class ContextCarryingExecutor(ThreadPoolExecutor):
     """A thread pool whose tasks run in a copy of the submitter's context, so the work Bolt
     runs after the ack logs with the request id (and incident) of the request it serves."""

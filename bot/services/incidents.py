@@ -18,6 +18,7 @@ from bot.domain.lifecycle import check_transition
 from bot.domain.reminders import ReminderKind, monitoring_checkins
 from bot.domain.vocabulary import AiActCase, IncidentState, Role, Severity
 from bot.errors import InvalidTransitionError, NotFoundError, NotInWarRoomError, UserError
+from bot.logging_setup import tag_incident
 from bot.services.deadline_planner import DeadlinePlanner
 from bot.services.history import record_change
 
@@ -203,6 +204,7 @@ class IncidentService:
                 "This command works in an incident's war-room channel. "
                 "Use `/incident list` to find it."
             )
+        tag_incident(incident.number)
         return incident
 
     def list_open(self) -> list[Incident]:

@@ -163,10 +163,8 @@ class NotificationService:
         for notification_id, result in zip(notification_ids, results, strict=True):
             if isinstance(result, Delivery):
                 deliveries.append(result)
-            else:
-                log.warning(
-                    "notification %d not sent yet (the sweep retries): %s", notification_id, result
-                )
+            elif not isinstance(result, ExternalServiceError):  # those are logged as they fail
+                log.warning("notification %d not sent: %s", notification_id, result)
         return deliveries
 
     def deliver(self, notification_id: int, *, by: str, by_hand: bool = False) -> Delivery:
@@ -190,11 +188,16 @@ class NotificationService:
         def attempt(item: _Claimed | Delivery | Exception) -> _Posted | Delivery | Exception:
             if not isinstance(item, _Claimed):
                 return item
-            try:
-                with log_context(incident=item.incident.number):
+            with log_context(incident=item.incident.number):
+                try:
                     return self._post_all(item, facts[item.incident.id], now=now)
-            except ExternalServiceError as error:
-                return error
+                except ExternalServiceError as error:
+                    log.warning(
+                        "notification %d not sent yet (the sweep retries): %s",
+                        item.record.id,
+                        error,
+                    )
+                    return error
 
         # Each post waits on Slack (~100 ms away): a batch's posts wait side by side.
         outcomes = (

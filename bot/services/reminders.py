@@ -19,6 +19,7 @@ from bot.domain.regulatory import describe_clock, describe_duration
 from bot.domain.reminders import Reminder, ReminderKind, cadence_reminder
 from bot.domain.vocabulary import NotificationTier, RegulatoryRegime, Role
 from bot.errors import ExternalServiceError, UserError
+from bot.logging_setup import log_context
 from bot.presenters import incident_context, notification_context
 from bot.regulatory_presenters import clock_context
 from bot.rendering import Renderer
@@ -57,16 +58,11 @@ class ReminderService:
         now = self._clock.now()
         with self._uow(read_only=True) as uow:
             due = uow.reminders.due_ids(now=now, stale_before=now - STALE_REMINDER)
-        fired = 0
-        for reminder_id in due:
-            try:
-                fired += self.fire(reminder_id)
-            except ExternalServiceError as error:
-                log.warning("reminder %d not given yet: %s", reminder_id, error)
-        return fired
+        return sum(self.fire(reminder_id) for reminder_id in due)
 
     def fire(self, reminder_id: int) -> bool:
-        """Give one reminder if it is due and nobody else is giving it."""
+        """Give one reminder if it is due and nobody else is giving it. When Slack refuses,
+        the reminder is given back (the sweep tries again) and the refusal logged."""
         now = self._clock.now()
         with self._uow() as uow:
             if not uow.reminders.claim(reminder_id, now=now, stale_before=now - STALE_REMINDER):
@@ -86,19 +82,21 @@ class ReminderService:
                     ),
                 )
             uow.commit()
-        try:
-            if message is not None and incident.channel_id:
-                self._war_rooms.post_once(
-                    incident, f"reminder:{reminder.id}", incident.channel_id, message
-                )
-        except ExternalServiceError:
+        with log_context(incident=incident.number):
+            try:
+                if message is not None and incident.channel_id:
+                    self._war_rooms.post_once(
+                        incident, f"reminder:{reminder.id}", incident.channel_id, message
+                    )
+            except ExternalServiceError as error:
+                with self._uow() as uow:
+                    uow.reminders.release(reminder_id)
+                    uow.commit()
+                log.warning("reminder %d not given yet (the sweep retries): %s", reminder_id, error)
+                return False
             with self._uow() as uow:
-                uow.reminders.release(reminder_id)
+                uow.reminders.finish(reminder_id, now=self._clock.now())
                 uow.commit()
-            raise
-        with self._uow() as uow:
-            uow.reminders.finish(reminder_id, now=self._clock.now())
-            uow.commit()
         return True
 
     def _message(
