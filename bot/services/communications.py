@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Due messages handed to the sending threads at start-up; the sweep finds any beyond.
+CATCH_UP_LIMIT = 10_000
+
 
 @dataclass
 class Communications:
@@ -38,9 +41,12 @@ class Communications:
 
     def start(self) -> None:
         """Send timed messages in batches from their own threads, and redraw drafts off
-        them; before this, timers send and redraw in their own thread."""
+        them (before this, timers send and redraw in their own thread); hand those threads
+        at once what came due while warroom was down, before thousands of timers are armed."""
         self.sends.start()
         self.notifications.drafts.start()
+        for notification_id in self.notifications.due_now(limit=CATCH_UP_LIMIT):
+            self.sends.submit(notification_id)
 
     def close(self) -> None:
         self.sends.close()

@@ -123,11 +123,15 @@ class NotificationService:
 
     # -- at the deadline -----------------------------------------------------------------
 
-    def run_due(self) -> int:
-        """Send (or escalate) every message whose deadline has come; how many were handled."""
+    def due_now(self, *, limit: int = 500) -> list[int]:
+        """Messages whose deadline has come and that nobody is sending, soonest first."""
         now = self._clock.now()
         with self._uow(read_only=True) as uow:
-            due = uow.notifications.due_ids(now=now, stale_before=now - STALE_SEND)
+            return uow.notifications.due_ids(now=now, stale_before=now - STALE_SEND, limit=limit)
+
+    def run_due(self) -> int:
+        """Send (or escalate) every message whose deadline has come; how many were handled."""
+        due = self.due_now()
         return sum(
             self.fire_due(due[start : start + SEND_BATCH])
             for start in range(0, len(due), SEND_BATCH)

@@ -183,3 +183,25 @@ def planned_row(app: Warroom, notification_id: int) -> NotificationRecord:
         row = uow.notifications.get(notification_id)
     assert row is not None
     return row
+
+
+def test_at_start_what_came_due_while_down_goes_before_any_timer_is_armed(
+    emulator: SlackEmulator, engine: Engine, frozen: FrozenDateTimeFactory
+) -> None:
+    add_audience_channels(emulator)
+    first = build(emulator, engine, comms_config())
+    incident = declare_and_open(first, severity=Severity.HIGH, public_facing=True)
+    first.close()
+    frozen.move_to(T0 + timedelta(hours=2))  # down for the 15-minute and 1-hour tiers
+    second = build(emulator, engine, comms_config())
+    try:
+        second.communications.start()  # no timers, no scheduler, no sweep
+        assert not second.scheduler.running
+        assert second.communications.sends.wait_idle(timeout=60)
+        rows = {row.audience: row for row in planned(second, incident.id)}
+        for audience in (A.PR_TEAM, A.CUSTOMER_SUPPORT_LEADS):
+            assert rows[audience].state is NotificationState.SENT, audience
+            assert len(audience_posts(emulator, audience)) == 1, audience
+        assert rows[A.TECHNICAL_TEAM].state is NotificationState.PENDING  # due in 22 hours
+    finally:
+        second.close()
