@@ -51,7 +51,7 @@ MESSAGE_OWNERS = (Role.COMMUNICATIONS_LEAD, Role.INCIDENT_COMMANDER)
 # Due messages sent with one claim and one settle transaction.
 SEND_BATCH = 32
 # Posts of a batch in flight to Slack at once.
-POST_THREADS = 16
+POST_THREADS = 32
 # While timed messages wait to be sent, drafts and cards are redrawn after them, but no
 # later than this after the send: a deadline outranks the war room's picture of it.
 REDRAW_MAX_LAG = timedelta(seconds=60)
