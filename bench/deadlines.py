@@ -650,7 +650,23 @@ def run_phase(plan: Plan, restart: str | None) -> Outcome:
                     f"({start - armed:.2f} s before the window opened)"
                 )
                 print(f"    {events[-1]}", flush=True)
-                if restart is not None:
+                if restart == "rolling":
+                    # As a two-replica deployment restarts: the new process is up and armed
+                    # (racing the old one for every row) before the old one is killed.
+                    _sleep_until(start + plan.window_s / 2)
+                    second = Child(run_warroom, dataclasses.replace(spec, restart=True))
+                    _, began, armed, jobs, cpu_armed = second.expect("armed")
+                    stopped = time.time()
+                    first.kill()
+                    counts = state_counts(reader)
+                    events.append(
+                        f"the second process was started at +{began - start:.1f} s and had "
+                        f"{jobs} timers armed {armed - began:.1f} s later; the first was then "
+                        f"killed at +{stopped - start:.1f} s with {counts['sent']} sent, "
+                        f"{counts['sending']} sending, {counts['pending']} pending"
+                    )
+                    print(f"    {events[-1]}", flush=True)
+                elif restart is not None:
                     _sleep_until(start + plan.window_s / 2)
                     stopped = time.time()
                     if restart == "kill":
@@ -964,10 +980,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--restart",
-        choices=("kill", "close", "none"),
+        choices=("kill", "close", "rolling", "none"),
         default="kill",
         help="phase 2: SIGKILL the first process halfway (kill, default), or app.close() it "
-        "and let it finish what it had started (close), or no phase 2 (none)",
+        "and let it finish what it had started (close), or start the second process first "
+        "and SIGKILL the first once the second is armed (rolling), or no phase 2 (none)",
     )
     parser.add_argument(
         "--only-restart", action="store_true", help="skip the run without a restart"

@@ -74,6 +74,13 @@ def test_a_second_replica_does_not_open_the_same_war_room_twice(
             lambda: served.app.workflow.incidents.get(incident.id).war_room_opened_at is not None
         )
         replica.workflow.war_rooms.open_pending_war_rooms()
+
+        def posted() -> int:
+            return sum(1 for c in emulator.calls("chat.postMessage") if c.ok)
+
+        # The draft follows the opening on the first replica's thread: wait for it, then
+        # give a second opening time to show itself.
+        served.wait_for(lambda: posted() >= 9)
         time.sleep(0.3)
     finally:
         replica.close()
