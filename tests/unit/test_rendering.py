@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.domain.incident import Incident, RoleHolder
+from bot.domain.incident import Incident, IncidentSummary, RoleHolder
 from bot.domain.notifications import DeadlineOutcome, NotificationRecord, NotificationState
 from bot.domain.regulatory import describe_clock
 from bot.domain.vocabulary import (
@@ -23,7 +23,13 @@ from bot.domain.vocabulary import (
     Severity,
 )
 from bot.emulator.blockkit import check_message, check_view
-from bot.presenters import deadline_lines, incident_context, role_context, vocabulary_context
+from bot.presenters import (
+    deadline_lines,
+    incident_context,
+    role_context,
+    summary_context,
+    vocabulary_context,
+)
 from bot.regulatory_presenters import clock_context
 from bot.rendering import Renderer, escape_mrkdwn
 
@@ -392,3 +398,43 @@ def test_mentions_survive_escaping_where_warroom_writes_them(renderer: Renderer)
     text = reply["blocks"][0]["text"]["text"]
     assert "<@U0IC>" in text
     assert "&lt;!channel&gt;" in text
+
+
+def test_the_incident_list_shows_one_line_an_incident_in_few_sections(
+    renderer: Renderer,
+) -> None:
+    summaries = [
+        IncidentSummary(
+            id=n,
+            number=n,
+            title=f"Model <{n}> & friends",
+            incident_type=IncidentType.PROMPT_INJECTION,
+            severity=Severity.HIGH,
+            state=IncidentState.CONTAINED,
+            channel_id=f"C{n}" if n % 2 else None,
+        )
+        for n in range(40, 0, -1)
+    ]
+    reply = renderer.render(
+        "incident_list", incidents=[summary_context(s) for s in summaries], total=41
+    )
+    assert reply["text"] == "41 open incidents"
+    sections = [block["text"]["text"] for block in reply["blocks"][1:-1]]
+    assert 2 <= len(sections) <= 3 and all(len(text) <= 3000 for text in sections)
+    lines = "\n".join(sections).splitlines()
+    assert lines[0] == (
+        ":large_orange_circle: *#40* Model &lt;40&gt; &amp; friends — high, contained, "
+        "Prompt injection — war room opening…"
+    )
+    assert lines[1].endswith("— <#C39>")
+    assert [line.split("*#")[1].split("*")[0] for line in lines] == [
+        str(n) for n in range(40, 0, -1)
+    ]
+    assert reply["blocks"][-1]["elements"][0]["text"] == "and 1 more"
+    check_message(reply)
+
+
+def test_an_empty_incident_list_says_so(renderer: Renderer) -> None:
+    reply = renderer.render("incident_list", incidents=[], total=0)
+    assert reply["text"] == "0 open incidents"
+    assert reply["blocks"][0]["text"]["text"] == "No open incidents. :tada:"
