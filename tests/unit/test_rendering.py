@@ -317,6 +317,8 @@ def test_mentions_as_slash_commands_carry_them_keep_working() -> None:
 
 def test_escape_mrkdwn() -> None:
     assert escape_mrkdwn("a < b & c > d") == "a &lt; b &amp; c &gt; d"
+    assert escape_mrkdwn("&lt;!here&gt;") == "&amp;lt;!here&amp;gt;"  # escaped once, as typed
+    assert escape_mrkdwn(42) == "42"
 
 
 def test_declare_modal_offers_the_vocabulary_and_let_warroom_decide(renderer: Renderer) -> None:
