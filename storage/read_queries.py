@@ -13,13 +13,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Boolean, Engine, Select, bindparam, func, or_, select
+from sqlalchemy import Boolean, Engine, Select, and_, bindparam, func, or_, select
 from sqlalchemy.exc import DBAPIError
 
 from bot.domain.incident import IncidentSummary
 from bot.domain.vocabulary import IncidentSource, IncidentState, IncidentType, Severity
 from storage.models import IncidentRow
 
+_OPEN = and_(
+    IncidentRow.state.in_([state.value for state in IncidentState if state.is_open]),
+    # Drills stay out of the list unless asked for.
+    or_(IncidentRow.source != IncidentSource.DRILL.value, bindparam("drills", type_=Boolean)),
+)
 OPEN_SUMMARIES = (
     select(
         IncidentRow.id,
@@ -29,13 +34,11 @@ OPEN_SUMMARIES = (
         IncidentRow.severity,
         IncidentRow.state,
         IncidentRow.channel_id,
-        func.count().over().label("total"),
+        # An uncorrelated subquery runs once; SQLite ran `count(*) over ()` through a
+        # co-routine and a temporary table (a fifth slower).
+        select(func.count()).where(_OPEN).scalar_subquery().label("total"),
     )
-    .where(IncidentRow.state.in_([state.value for state in IncidentState if state.is_open]))
-    # Drills stay out of the list unless asked for.
-    .where(
-        or_(IncidentRow.source != IncidentSource.DRILL.value, bindparam("drills", type_=Boolean))
-    )
+    .where(_OPEN)
     .order_by(IncidentRow.number.desc())
     .limit(bindparam("limit"))
 )
