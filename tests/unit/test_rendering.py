@@ -147,6 +147,18 @@ def proposal_context() -> dict[str, Any]:
     }
 
 
+def summary_of(incident: Incident) -> IncidentSummary:
+    return IncidentSummary(
+        id=incident.id,
+        number=incident.number,
+        title=incident.title,
+        incident_type=incident.incident_type,
+        severity=incident.severity,
+        state=incident.state,
+        channel_id=incident.channel_id,
+    )
+
+
 def all_renderings(renderer: Renderer, incident: Incident) -> dict[str, dict[str, Any]]:
     context = incident_context(incident)
     return {
@@ -168,7 +180,9 @@ def all_renderings(renderer: Renderer, incident: Incident) -> dict[str, dict[str
             containment=["Safe mode: awaiting a decision (1 of 2 approvals)"] * 30,
             deadlines=deadlines_sample(),
         ),
-        "incident_list": renderer.render("incident_list", incidents=[context] * 40, total=75),
+        "incident_list": renderer.render(
+            "incident_list", incidents=[summary_context(summary_of(incident))] * 40, total=75
+        ),
         "help": renderer.render("help", commands=[("/incident help", "this list")]),
         "user_error": renderer.render("user_error", message="bad <input>", usage="/incident x"),
         "ephemeral_notice": renderer.render("ephemeral_notice", message="Safe mode <approved>"),
