@@ -48,8 +48,9 @@ from storage.db import build_engine, is_sqlite, upgrade
 SIGNING_SECRET = "bench-signing-secret"
 BOT_TOKEN = "xoxb-bench-token"
 FORM = "application/x-www-form-urlencoded"
-WARROOM_EXPECTS = "open incident"
 SEEDED_INCIDENTS = 20
+# The list leaves drills out: the seeded incidents are real ones, so the reply lists them all.
+WARROOM_EXPECTS = f"{SEEDED_INCIDENTS} open incidents"
 WARMUP_REQUESTS = 30
 REQUEST_TIMEOUT_S = 10.0
 MAX_REQUESTS = 20_000
@@ -226,7 +227,7 @@ def seed(app: Warroom, count: int) -> None:
                 title=f"{TITLES[i % len(TITLES)]} ({i + 1})",
                 severity=severities[i % len(severities)],
                 reporter_id="U0REPORTER",
-                source=IncidentSource.DRILL,
+                source=IncidentSource.SLASH_COMMAND,
                 dedup_key=f"bench:{i}",
                 affected_systems=(f"model-{i % 3}",),
             )

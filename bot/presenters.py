@@ -1,9 +1,10 @@
-"""Plain dicts of incidents for templates: templates never see ORM rows or domain objects."""
+"""Plain dicts (and a named tuple for list lines) of incidents for templates: templates
+never see ORM rows or domain objects."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot.domain.incident import Incident, IncidentSummary
 from bot.domain.notifications import NotificationRecord, NotificationState
@@ -116,17 +117,31 @@ def _deadline_status(record: NotificationRecord, *, unconfigured: bool) -> str:
     return "sending" if state is NotificationState.SENDING else "pending"
 
 
-def summary_context(summary: IncidentSummary) -> dict[str, Any]:
+class SummaryLine(NamedTuple):
+    """What a line in a list of incidents shows, in the order the list template unpacks it
+    (`{% for emoji, number, … in incidents %}`: no lookup per field, the hot path of
+    `/incident list`)."""
+
+    severity_emoji: str
+    number: int
+    title: str
+    severity: str
+    state: str
+    type_label: str
+    channel_id: str | None
+
+
+def summary_context(summary: IncidentSummary) -> SummaryLine:
     """What a line in a list of incidents shows."""
-    return {
-        "number": summary.number,
-        "title": summary.title,
-        "type_label": summary.incident_type.label,
-        "severity": summary.severity.value,
-        "severity_emoji": summary.severity.emoji,
-        "state": summary.state.value,
-        "channel_id": summary.channel_id,
-    }
+    return SummaryLine(
+        summary.severity.emoji,
+        summary.number,
+        summary.title,
+        summary.severity.value,
+        summary.state.value,
+        summary.incident_type.label,
+        summary.channel_id,
+    )
 
 
 def role_context(role: Role) -> dict[str, Any]:

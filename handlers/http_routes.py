@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
 import time
-import uuid
 from collections.abc import Callable
 
 from prometheus_client import (
@@ -27,6 +27,7 @@ from bot.metrics import TrafficMetrics
 from bot.services.alerts import Ingested
 
 REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID_KEY = REQUEST_ID_HEADER.encode()
 
 
 class HttpMetrics:
@@ -77,8 +78,8 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = dict(scope.get("headers") or []).get(REQUEST_ID_HEADER.encode(), b"")
-        request_id = given.decode("latin-1")[:64] or uuid.uuid4().hex[:16]
+        given = next((v for k, v in scope.get("headers") or () if k == _REQUEST_ID_KEY), b"")
+        request_id = given.decode("latin-1")[:64] or secrets.token_hex(8)
         counted = self.traffic is not None and str(scope.get("path", "")).startswith("/webhooks/")
         started = False
 
@@ -90,7 +91,7 @@ class RequestContext:
                 if counted and self.traffic is not None:
                     self.traffic.count_webhook(scope["path"], int(message["status"]))
                 headers = list(message.get("headers") or [])
-                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode("latin-1")))
+                headers.append((_REQUEST_ID_KEY, request_id.encode("latin-1")))
                 message = {**message, "headers": headers}
             await send(message)
 

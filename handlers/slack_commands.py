@@ -95,17 +95,18 @@ def register(app: App, workflow: IncidentWorkflow) -> None:
             with replying_to_errors(respond, workflow):
                 workflow.follow_up(follow_up)
 
-    def has_follow_up(command: dict[str, Any]) -> bool:
+    def answered_in_ack(command: dict[str, Any]) -> bool:
         try:
             parsed = parse_command(command.get("text", ""))
         except UserError:
-            return False
-        return isinstance(parsed, _WITH_FOLLOW_UP) or workflow.answers(parsed)
+            return True
+        return not (isinstance(parsed, _WITH_FOLLOW_UP) or workflow.answers(parsed))
 
     # Reads (help, list, status) and usage errors are answered in the ack alone; only commands
-    # with Slack work to do pay for a lazy listener.
-    app.command(SLASH_COMMAND, matchers=[has_follow_up])(ack=answer_command, lazy=[finish_command])
-    app.command(SLASH_COMMAND)(answer_command)
+    # with Slack work to do pay for a lazy listener. The reads are matched first: Bolt builds
+    # every listener argument for each matcher it tries, and they are the hot path.
+    app.command(SLASH_COMMAND, matchers=[answered_in_ack])(answer_command)
+    app.command(SLASH_COMMAND)(ack=answer_command, lazy=[finish_command])
 
 
 def _answer(

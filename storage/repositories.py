@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Boolean, Table, bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -25,7 +25,7 @@ from bot.domain.audit import (
     utc_timestamp,
 )
 from bot.domain.classification import Classification
-from bot.domain.incident import Declaration, Incident, IncidentSummary, RoleHolder
+from bot.domain.incident import Declaration, Incident, RoleHolder
 from bot.domain.ledger import Claim
 from bot.domain.vocabulary import (
     AiActCase,
@@ -79,27 +79,6 @@ def insert_unless_taken(session: Session, row: Base) -> bool:
 
 INCIDENT_NUMBER = "incident_number"
 _OPEN_STATES = [state.value for state in IncidentState if state.is_open]
-# Built once: `/incident list` is the hottest read, and building the statement costs more
-# than running it.
-_OPEN_SUMMARIES = (
-    select(
-        IncidentRow.id,
-        IncidentRow.number,
-        IncidentRow.title,
-        IncidentRow.incident_type,
-        IncidentRow.severity,
-        IncidentRow.state,
-        IncidentRow.channel_id,
-        func.count().over().label("total"),
-    )
-    .where(IncidentRow.state.in_(_OPEN_STATES))
-    # Drills stay out of the list unless asked for.
-    .where(
-        or_(IncidentRow.source != IncidentSource.DRILL.value, bindparam("drills", type_=Boolean))
-    )
-    .order_by(IncidentRow.number.desc())
-    .limit(bindparam("limit"))
-)
 _ROLE_RANK = {role.value: rank for rank, role in enumerate(Role)}
 
 
@@ -192,31 +171,6 @@ class IncidentRepository:
             .order_by(IncidentRow.number.desc())
         )
         return [to_incident(row) for row in rows]
-
-    def open_summaries(
-        self, *, limit: int, drills: bool = False
-    ) -> tuple[list[IncidentSummary], int]:
-        """The newest `limit` open incidents (drills only if asked), and how many are open,
-        in one query."""
-        # Core execution on the session's connection: no ORM entities are involved here.
-        rows = (
-            self._session.connection()
-            .execute(_OPEN_SUMMARIES, {"limit": limit, "drills": drills})
-            .all()
-        )
-        summaries = [
-            IncidentSummary(
-                id=row.id,
-                number=row.number,
-                title=row.title,
-                incident_type=IncidentType(row.incident_type),
-                severity=Severity(row.severity),
-                state=IncidentState(row.state),
-                channel_id=row.channel_id,
-            )
-            for row in rows
-        ]
-        return summaries, (rows[0].total if rows else 0)
 
     def dedup_key(self, incident_id: int) -> str | None:
         """The key the incident was declared under (a drill's names its scenario and run)."""

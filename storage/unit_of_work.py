@@ -22,6 +22,7 @@ from storage.postmortem_repositories import (
     PostmortemRepository,
 )
 from storage.rca_repositories import RcaRepository, RuleProposalRepository
+from storage.read_queries import ReadQueries
 from storage.recovery_repositories import RecoveryRepository
 from storage.repositories import (
     AlertRepository,
@@ -118,6 +119,8 @@ class UnitOfWorkFactory:
         # order; left to SQLite's busy handler they sleep in growing steps and newcomers
         # overtake them, which showed as 2-second tails under an alert storm.
         self._write_lock = threading.RLock() if engine.dialect.name == "sqlite" else None
+        # Single-statement reads answered inside Slack's ack: no session, no transaction.
+        self.reads = ReadQueries(engine)
 
     def __call__(self, *, read_only: bool = False) -> UnitOfWork:
         """A unit of work; `read_only` ones never wait for SQLite's write lock."""

@@ -47,7 +47,10 @@ class IncidentType(StrEnum):
 
     @property
     def label(self) -> str:
-        return self.value.replace("_", " ").capitalize()
+        return _TYPE_LABELS[self]
+
+
+_TYPE_LABELS = {t: t.value.replace("_", " ").capitalize() for t in IncidentType}
 
 
 class Role(StrEnum):

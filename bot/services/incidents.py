@@ -213,8 +213,7 @@ class IncidentService:
 
     def list_open_summaries(self, *, limit: int) -> tuple[list[IncidentSummary], int]:
         """The newest `limit` open incidents, and how many are open."""
-        with self._uow(read_only=True) as uow:
-            return uow.incidents.open_summaries(limit=limit)
+        return self._uow.reads.open_summaries(limit=limit)
 
     def status(self, incident_id: int) -> IncidentStatus:
         with self._uow(read_only=True) as uow:

@@ -227,9 +227,9 @@ def test_a_drill_without_a_drill_channel_tells_no_one(
 def test_drills_stay_out_of_the_incident_list(app: Warroom) -> None:
     declare_and_open(app, severity=Severity.HIGH)
     start(app, "model-extraction")
-    with UnitOfWorkFactory(app.engine)(read_only=True) as uow:
-        listed, total = uow.incidents.open_summaries(limit=10)
-        with_drills, all_total = uow.incidents.open_summaries(limit=10, drills=True)
+    reads = UnitOfWorkFactory(app.engine).reads
+    listed, total = reads.open_summaries(limit=10)
+    with_drills, all_total = reads.open_summaries(limit=10, drills=True)
     assert [s.title for s in listed] == ["Support bot leaks customer emails"]
     assert total == 1
     assert all_total == 2

@@ -322,6 +322,23 @@ def test_help_and_list(served: ServedWarroom) -> None:
     assert "Listed incident" in json.dumps(listed["blocks"])
 
 
+def test_reads_and_usage_errors_leave_no_work_after_the_ack(
+    served: ServedWarroom, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    submitted: list[object] = []
+    submit = served.app.executor.submit
+    monkeypatch.setattr(
+        served.app.executor,
+        "submit",
+        lambda fn, *a, **k: submitted.append(fn) or submit(fn, *a, **k),
+    )
+    for text in ("list", "help", "", "status", "severity nonsense", "no-such-command"):
+        assert served.slack.command(text).status_code == 200
+    assert submitted == []
+    declare_and_wait(served, "declare medium After the ack")
+    assert submitted
+
+
 def test_status_in_the_war_room(served: ServedWarroom) -> None:
     channel = declare_and_wait(served, "declare medium Status check")
     reply = served.slack.command("status", channel_id=channel).json()

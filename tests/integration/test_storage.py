@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, create_engine, inspect
+from sqlalchemy.exc import OperationalError
 
 from bot.classifier import build_classifier
 from bot.clock import SystemClock
@@ -23,7 +25,8 @@ from bot.domain.vocabulary import (
     Severity,
 )
 from bot.services.incidents import IncidentService
-from storage.db import is_up_to_date
+from storage.db import is_up_to_date, ping
+from storage.read_queries import ReadQueries
 from storage.unit_of_work import UnitOfWorkFactory
 
 pytestmark = pytest.mark.integration
@@ -239,3 +242,51 @@ def test_the_migrations_match_the_models(engine: Engine) -> None:
 
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+
+
+def test_the_open_list_reads_current_rows_newest_first_with_the_total(
+    engine: Engine, config: WarroomConfig
+) -> None:
+    uow = UnitOfWorkFactory(engine)
+    service = IncidentService(uow=uow, clock=SystemClock(), config=config, classifier=CLASSIFIER)
+    first, second, third = (
+        service.declare(declaration(f"slash:list{i}", title=f"Listed {i}")).incident
+        for i in range(3)
+    )
+    listed, total = uow.reads.open_summaries(limit=2)
+    assert [s.number for s in listed] == [third.number, second.number]
+    assert total == 3
+    assert listed[0].title == "Listed 2" and listed[0].severity is Severity.HIGH
+    assert listed[0].state is IncidentState.DECLARED and listed[0].channel_id is None
+    service.resolve(incident_id=third.id, actor_id="U0IC")
+    listed, total = uow.reads.open_summaries(limit=5)
+    assert [s.number for s in listed] == [second.number, first.number]
+    assert total == 2
+
+
+def test_a_pooled_connection_used_by_a_read_still_rolls_back_a_unit_of_work(
+    engine: Engine, config: WarroomConfig
+) -> None:
+    uow = UnitOfWorkFactory(engine)
+    # The pool hands out its idle connections in turn: every one of them has served a read.
+    for _ in range(25):
+        uow.reads.open_summaries(limit=1)
+    with uow() as unit:
+        unit.incidents.add(
+            declaration("slash:after-read"),
+            number=unit.incidents.next_number(),
+            classification=CLASSIFIER.classify(title="Chatbot leaking PII"),
+            now=T0,
+        )
+    with uow() as unit:
+        assert unit.incidents.get_by_dedup_key("slash:after-read") is None
+
+
+def test_a_failed_read_raises_sqlalchemys_error(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'empty.db'}")  # no tables
+    try:
+        with pytest.raises(OperationalError):
+            ReadQueries(engine).open_summaries(limit=1)
+        assert ping(engine)  # the pool still hands out connections
+    finally:
+        engine.dispose()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.domain.incident import Incident, RoleHolder
+from bot.domain.incident import Incident, IncidentSummary, RoleHolder
 from bot.domain.notifications import DeadlineOutcome, NotificationRecord, NotificationState
 from bot.domain.regulatory import describe_clock
 from bot.domain.vocabulary import (
@@ -23,7 +23,13 @@ from bot.domain.vocabulary import (
     Severity,
 )
 from bot.emulator.blockkit import check_message, check_view
-from bot.presenters import deadline_lines, incident_context, role_context, vocabulary_context
+from bot.presenters import (
+    deadline_lines,
+    incident_context,
+    role_context,
+    summary_context,
+    vocabulary_context,
+)
 from bot.regulatory_presenters import clock_context
 from bot.rendering import Renderer, escape_mrkdwn
 
@@ -141,6 +147,18 @@ def proposal_context() -> dict[str, Any]:
     }
 
 
+def summary_of(incident: Incident) -> IncidentSummary:
+    return IncidentSummary(
+        id=incident.id,
+        number=incident.number,
+        title=incident.title,
+        incident_type=incident.incident_type,
+        severity=incident.severity,
+        state=incident.state,
+        channel_id=incident.channel_id,
+    )
+
+
 def all_renderings(renderer: Renderer, incident: Incident) -> dict[str, dict[str, Any]]:
     context = incident_context(incident)
     return {
@@ -162,7 +180,9 @@ def all_renderings(renderer: Renderer, incident: Incident) -> dict[str, dict[str
             containment=["Safe mode: awaiting a decision (1 of 2 approvals)"] * 30,
             deadlines=deadlines_sample(),
         ),
-        "incident_list": renderer.render("incident_list", incidents=[context] * 40, total=75),
+        "incident_list": renderer.render(
+            "incident_list", incidents=[summary_context(summary_of(incident))] * 40, total=75
+        ),
         "help": renderer.render("help", commands=[("/incident help", "this list")]),
         "user_error": renderer.render("user_error", message="bad <input>", usage="/incident x"),
         "ephemeral_notice": renderer.render("ephemeral_notice", message="Safe mode <approved>"),
@@ -311,6 +331,8 @@ def test_mentions_as_slash_commands_carry_them_keep_working() -> None:
 
 def test_escape_mrkdwn() -> None:
     assert escape_mrkdwn("a < b & c > d") == "a &lt; b &amp; c &gt; d"
+    assert escape_mrkdwn("&lt;!here&gt;") == "&amp;lt;!here&amp;gt;"  # escaped once, as typed
+    assert escape_mrkdwn(42) == "42"
 
 
 def test_declare_modal_offers_the_vocabulary_and_let_warroom_decide(renderer: Renderer) -> None:
@@ -392,3 +414,43 @@ def test_mentions_survive_escaping_where_warroom_writes_them(renderer: Renderer)
     text = reply["blocks"][0]["text"]["text"]
     assert "<@U0IC>" in text
     assert "&lt;!channel&gt;" in text
+
+
+def test_the_incident_list_shows_one_line_an_incident_in_few_sections(
+    renderer: Renderer,
+) -> None:
+    summaries = [
+        IncidentSummary(
+            id=n,
+            number=n,
+            title=f"Model <{n}> & friends",
+            incident_type=IncidentType.PROMPT_INJECTION,
+            severity=Severity.HIGH,
+            state=IncidentState.CONTAINED,
+            channel_id=f"C{n}" if n % 2 else None,
+        )
+        for n in range(40, 0, -1)
+    ]
+    reply = renderer.render(
+        "incident_list", incidents=[summary_context(s) for s in summaries], total=41
+    )
+    assert reply["text"] == "41 open incidents"
+    sections = [block["text"]["text"] for block in reply["blocks"][1:-1]]
+    assert 2 <= len(sections) <= 3 and all(len(text) <= 3000 for text in sections)
+    lines = "\n".join(sections).splitlines()
+    assert lines[0] == (
+        ":large_orange_circle: *#40* Model &lt;40&gt; &amp; friends — high, contained, "
+        "Prompt injection — war room opening…"
+    )
+    assert lines[1].endswith("— <#C39>")
+    assert [line.split("*#")[1].split("*")[0] for line in lines] == [
+        str(n) for n in range(40, 0, -1)
+    ]
+    assert reply["blocks"][-1]["elements"][0]["text"] == "and 1 more"
+    check_message(reply)
+
+
+def test_an_empty_incident_list_says_so(renderer: Renderer) -> None:
+    reply = renderer.render("incident_list", incidents=[], total=0)
+    assert reply["text"] == "0 open incidents"
+    assert reply["blocks"][0]["text"]["text"] == "No open incidents. :tada:"
