@@ -341,6 +341,9 @@ class RoleRepository:
         return previous
 
 
+_INSERT_TIMELINE = insert(cast(Table, TimelineEventRow.__table__))
+
+
 class TimelineRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
@@ -355,15 +358,18 @@ class TimelineRepository:
         now: datetime,
         data: dict[str, Any] | None = None,
     ) -> None:
-        self._session.add(
-            TimelineEventRow(
-                incident_id=incident_id,
-                occurred_at=now,
-                kind=kind,
-                actor_id=actor_id,
-                summary=summary,
-                data=data or {},
-            )
+        # Core insert: nothing reads the row back as an entity, and the ORM flush of one new
+        # row costs several times the statement (every war-room step and delivery adds one).
+        self._session.execute(
+            _INSERT_TIMELINE,
+            {
+                "incident_id": incident_id,
+                "occurred_at": now,
+                "kind": kind,
+                "actor_id": actor_id,
+                "summary": summary,
+                "data": data or {},
+            },
         )
 
     def list_for_many(self, incident_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
@@ -596,15 +602,70 @@ class AlertGroup:
     incident_id: int | None
     generation: int
     alert_count: int
+    # The incident's state and severity, read with the group (None without an incident).
+    incident_state: IncidentState | None = None
+    incident_severity: Severity | None = None
 
 
-def _group(row: AlertGroupRow) -> AlertGroup:
+_ALERTS_TABLE = cast(Table, AlertRow.__table__)
+_GROUPS_TABLE = cast(Table, AlertGroupRow.__table__)
+_DELIVERIES_TABLE = cast(Table, AlertDeliveryRow.__table__)
+# Built once: every delivery runs these, and building a statement costs more than running it.
+_LOCK_GROUP = (
+    select(
+        AlertGroupRow.id,
+        AlertGroupRow.group_key,
+        AlertGroupRow.incident_id,
+        AlertGroupRow.generation,
+        AlertGroupRow.alert_count,
+        IncidentRow.state,
+        IncidentRow.severity,
+    )
+    .outerjoin(IncidentRow, IncidentRow.id == AlertGroupRow.incident_id)
+    .where(AlertGroupRow.group_key == bindparam("group_key"))
+    .with_for_update(of=AlertGroupRow)
+)
+_KNOWN_DEDUP_KEYS = select(AlertRow.dedup_key).where(
+    AlertRow.dedup_key.in_(bindparam("keys", expanding=True))
+)
+_COUNT_GROUP_ALERTS = (
+    update(AlertGroupRow)
+    .where(AlertGroupRow.id == bindparam("group_id"))
+    .values(
+        alert_count=AlertGroupRow.alert_count + bindparam("added"),
+        updated_at=bindparam("now"),
+        pending_firing=AlertGroupRow.pending_firing + bindparam("firing"),
+        pending_resolved=AlertGroupRow.pending_resolved + bindparam("resolved"),
+    )
+    .execution_options(synchronize_session=False)
+)
+_NEW_GROUP_GENERATION = (
+    update(AlertGroupRow)
+    .where(AlertGroupRow.id == bindparam("group_id"))
+    .values(
+        alert_count=AlertGroupRow.alert_count + bindparam("added"),
+        updated_at=bindparam("now"),
+        incident_id=bindparam("incident_id"),
+        generation=AlertGroupRow.generation + 1,
+        pending_firing=0,
+        pending_resolved=0,
+        last_summary_at=bindparam("now"),
+    )
+    .execution_options(synchronize_session=False)
+)
+_INSERT_DELIVERY = insert(_DELIVERIES_TABLE).returning(_DELIVERIES_TABLE.c.id)
+_INSERT_ALERTS = insert(_ALERTS_TABLE)
+
+
+def _group(row: Any) -> AlertGroup:
     return AlertGroup(
         id=row.id,
         group_key=row.group_key,
         incident_id=row.incident_id,
         generation=row.generation,
         alert_count=row.alert_count,
+        incident_state=IncidentState(row.state) if row.state is not None else None,
+        incident_severity=Severity(row.severity) if row.severity is not None else None,
     )
 
 
@@ -615,18 +676,26 @@ class AlertRepository:
         self._session = session
 
     def record_delivery(
-        self, source: IncidentSource, body: Any, *, alert_count: int, now: datetime
+        self,
+        source: IncidentSource,
+        body: Any,
+        *,
+        alert_count: int,
+        now: datetime,
+        new_alerts: int = 0,
     ) -> int:
-        row = AlertDeliveryRow(
-            source=source.value,
-            received_at=now,
-            body=body if isinstance(body, dict) else {"body": body},
-            alert_count=alert_count,
-            new_alerts=0,
-        )
-        self._session.add(row)
-        self._session.flush()
-        return row.id
+        """Keep the body as received; `new_alerts` of its `alert_count` were not seen before."""
+        delivery_id: int = self._session.execute(
+            _INSERT_DELIVERY,
+            {
+                "source": source.value,
+                "received_at": now,
+                "body": body if isinstance(body, dict) else {"body": body},
+                "alert_count": alert_count,
+                "new_alerts": new_alerts,
+            },
+        ).scalar_one()
+        return delivery_id
 
     def count_new_alerts(self, delivery_id: int, new_alerts: int) -> None:
         self._session.execute(
@@ -637,40 +706,34 @@ class AlertRepository:
         )
 
     def lock_group(self, group_key: str, source: IncidentSource, *, now: datetime) -> AlertGroup:
-        """The group, created if new, locked until commit (concurrent deliveries queue here)."""
-        locked = (
-            select(AlertGroupRow)
-            .where(AlertGroupRow.group_key == group_key)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        row = self._session.scalars(locked).one_or_none()
+        """The group (with its incident's state), created if new, locked until commit:
+        concurrent deliveries of the group queue here."""
+        params = {"group_key": group_key}
+        row = self._session.execute(_LOCK_GROUP, params).one_or_none()
         if row is not None:
             return _group(row)
-        # When another delivery created it first, the lock below waits for its commit.
-        insert_unless_taken(
-            self._session,
-            AlertGroupRow(
-                group_key=group_key,
-                source=source.value,
-                generation=0,
-                alert_count=0,
-                pending_firing=0,
-                pending_resolved=0,
-                created_at=now,
-                updated_at=now,
-            ),
+        # When another delivery is creating it, the insert waits for that commit and does
+        # nothing; the lock below then finds its row.
+        self._session.execute(
+            _insert_ignoring_conflicts(self._session, _GROUPS_TABLE),
+            {
+                "group_key": group_key,
+                "source": source.value,
+                "generation": 0,
+                "alert_count": 0,
+                "pending_firing": 0,
+                "pending_resolved": 0,
+                "created_at": now,
+                "updated_at": now,
+            },
         )
-        return _group(self._session.scalars(locked).one())
+        return _group(self._session.execute(_LOCK_GROUP, params).one())
 
     def known_dedup_keys(self, keys: list[str]) -> set[str]:
         found: set[str] = set()
         for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
             found.update(
-                self._session.scalars(
-                    select(AlertRow.dedup_key).where(AlertRow.dedup_key.in_(chunk))
-                )
+                self._session.scalars(_KNOWN_DEDUP_KEYS, {"keys": keys[start : start + 500]})
             )
         return found
 
@@ -682,13 +745,16 @@ class AlertRepository:
         group_id: int,
         incident_id: int | None,
         now: datetime,
+        dedup_keys: list[str] | None = None,
     ) -> None:
+        """Store the alerts raw; `dedup_keys` (one per alert) when the caller has them."""
+        keys = dedup_keys if dedup_keys is not None else [alert_dedup_key(a) for a in alerts]
         # Core insert of plain rows: an alert storm writes thousands, no ORM identity needed.
         self._session.execute(
-            insert(_ALERTS_TABLE),
+            _INSERT_ALERTS,
             [
                 {
-                    "dedup_key": alert_dedup_key(alert),
+                    "dedup_key": key,
                     "delivery_id": delivery_id,
                     "group_id": group_id,
                     "incident_id": incident_id,
@@ -701,7 +767,7 @@ class AlertRepository:
                     "received_at": now,
                     "raw": alert.raw,
                 }
-                for alert in alerts
+                for key, alert in zip(keys, alerts, strict=True)
             ],
         )
 
@@ -718,28 +784,21 @@ class AlertRepository:
     ) -> None:
         """Count new alerts; with `new_generation` the group now belongs to `incident_id`
         and its earlier alerts count as told (the new war room's card tells them)."""
-        values: dict[str, Any] = {
-            "alert_count": AlertGroupRow.alert_count + added,
-            "updated_at": now,
-        }
         if new_generation:
-            values.update(
-                incident_id=incident_id,
-                generation=AlertGroupRow.generation + 1,
-                pending_firing=0,
-                pending_resolved=0,
-                last_summary_at=now,
+            self._session.execute(
+                _NEW_GROUP_GENERATION,
+                {"group_id": group_id, "now": now, "added": added, "incident_id": incident_id},
             )
-        else:
-            values.update(
-                pending_firing=AlertGroupRow.pending_firing + pending_firing,
-                pending_resolved=AlertGroupRow.pending_resolved + pending_resolved,
-            )
+            return
         self._session.execute(
-            update(AlertGroupRow)
-            .where(AlertGroupRow.id == group_id)
-            .values(**values)
-            .execution_options(synchronize_session=False)
+            _COUNT_GROUP_ALERTS,
+            {
+                "group_id": group_id,
+                "now": now,
+                "added": added,
+                "firing": pending_firing,
+                "resolved": pending_resolved,
+            },
         )
 
     def first_alert_at(self, incident_id: int) -> datetime | None:
@@ -825,9 +884,6 @@ class AlertSummary:
     resolved: int
     total: int
     latest: tuple[str, ...]
-
-
-_ALERTS_TABLE = cast(Table, AlertRow.__table__)
 
 
 def alert_dedup_key(alert: Alert) -> str:

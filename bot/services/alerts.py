@@ -77,9 +77,10 @@ class AlertService:
         """Record the delivery and its alerts, and declare or attach, in one transaction."""
         now = self._clock.now()
         outcome = Ingested(received=len(alerts))
+        by_group = _by_group(alerts)  # hashed before the write lock is taken
         try:
             with self._uow() as uow:
-                self.ingest_in(uow, source, alerts, body, now=now, outcome=outcome)
+                self._record(uow, source, alerts, by_group, body, now=now, outcome=outcome)
                 uow.commit()
         except (OperationalError, InterfaceError) as error:
             raise StorageUnavailableError(str(error).splitlines()[0]) from error
@@ -96,13 +97,34 @@ class AlertService:
         outcome: Ingested,
     ) -> None:
         """Record inside the caller's transaction (the caller commits)."""
-        by_group: dict[str, list[Alert]] = defaultdict(list)
-        for alert in alerts:
-            by_group[alert.group_key].append(alert)
-        delivery_id = uow.alerts.record_delivery(source, body, alert_count=len(alerts), now=now)
-        for group_key, members in by_group.items():
-            self._ingest_group(uow, source, group_key, members, delivery_id, now, outcome)
-        uow.alerts.count_new_alerts(delivery_id, outcome.new)
+        self._record(uow, source, alerts, _by_group(alerts), body, now=now, outcome=outcome)
+
+    def _record(
+        self,
+        uow: UnitOfWork,
+        source: IncidentSource,
+        alerts: list[Alert],
+        by_group: dict[str, dict[str, Alert]],
+        body: Any,
+        *,
+        now: datetime,
+        outcome: Ingested,
+    ) -> None:
+        # Groups lock in a fixed order, so two deliveries naming the same groups cannot
+        # deadlock each other (PostgreSQL); the lock makes the dedup query below final.
+        groups = {key: uow.alerts.lock_group(key, source, now=now) for key in sorted(by_group)}
+        known = uow.alerts.known_dedup_keys([key for keyed in by_group.values() for key in keyed])
+        fresh = {
+            group_key: {key: alert for key, alert in keyed.items() if key not in known}
+            for group_key, keyed in by_group.items()
+        }
+        outcome.new = sum(len(new) for new in fresh.values())
+        delivery_id = uow.alerts.record_delivery(
+            source, body, alert_count=len(alerts), now=now, new_alerts=outcome.new
+        )
+        for group_key, new in fresh.items():
+            if new:
+                self._ingest_group(uow, source, groups[group_key], new, delivery_id, now, outcome)
         self._find_related(uow, alerts, now=now, outcome=outcome)
 
     def _find_related(
@@ -125,25 +147,28 @@ class AlertService:
         self,
         uow: UnitOfWork,
         source: IncidentSource,
-        group_key: str,
-        members: list[Alert],
+        group: AlertGroup,
+        fresh: dict[str, Alert],
         delivery_id: int,
         now: datetime,
         outcome: Ingested,
     ) -> None:
-        group = uow.alerts.lock_group(group_key, source, now=now)
-        new = _unseen(uow, members)
-        if not new:
-            return
-        outcome.new += len(new)
+        """Attach the group's unseen alerts (keyed by dedup key) or declare for them."""
+        new, keys = list(fresh.values()), list(fresh)
         outcome.groups.append(group.id)
         firing = [a for a in new if a.status is AlertStatus.FIRING]
         resolved = len(new) - len(firing)
-        current = uow.incidents.state_and_severity(group.incident_id) if group.incident_id else None
-        if group.incident_id is not None and current is not None and current[0].is_open:
-            incident_id, severity = group.incident_id, current[1]
+        state, severity = group.incident_state, group.incident_severity
+        if group.incident_id is not None and state is not None and state.is_open:
+            assert severity is not None
+            incident_id = group.incident_id
             uow.alerts.add_alerts(
-                new, delivery_id=delivery_id, group_id=group.id, incident_id=incident_id, now=now
+                new,
+                delivery_id=delivery_id,
+                group_id=group.id,
+                incident_id=incident_id,
+                now=now,
+                dedup_keys=keys,
             )
             uow.alerts.update_group(
                 group.id,
@@ -158,7 +183,7 @@ class AlertService:
                 actor_id=ALERT_ACTOR,
                 summary=f"{len(firing)} firing and {resolved} resolved alerts from {source.value}",
                 now=now,
-                data={"group": group_key, "firing": len(firing), "resolved": resolved},
+                data={"group": group.group_key, "firing": len(firing), "resolved": resolved},
             )
             worst = _worst(firing)
             if worst is not None and worst.severity.rank < severity.rank:
@@ -167,14 +192,24 @@ class AlertService:
         if not firing:
             # A resolved alert for a group without an open incident is evidence, nothing more.
             uow.alerts.add_alerts(
-                new, delivery_id=delivery_id, group_id=group.id, incident_id=None, now=now
+                new,
+                delivery_id=delivery_id,
+                group_id=group.id,
+                incident_id=None,
+                now=now,
+                dedup_keys=keys,
             )
             uow.alerts.update_group(group.id, now=now, added=len(new))
             return
         result = self._incidents.declare_in(uow, _declaration(group, firing))
         incident_id = result.incident.id
         uow.alerts.add_alerts(
-            new, delivery_id=delivery_id, group_id=group.id, incident_id=incident_id, now=now
+            new,
+            delivery_id=delivery_id,
+            group_id=group.id,
+            incident_id=incident_id,
+            now=now,
+            dedup_keys=keys,
         )
         uow.alerts.update_group(
             group.id, now=now, added=len(new), incident_id=incident_id, new_generation=True
@@ -261,16 +296,15 @@ class AlertService:
         return posted
 
 
-def _unseen(uow: UnitOfWork, members: list[Alert]) -> list[Alert]:
+def _by_group(alerts: list[Alert]) -> dict[str, dict[str, Alert]]:
+    """Each group's alerts by dedup key, computed once; the same alert twice in one body
+    counts once."""
     from storage.repositories import alert_dedup_key
 
-    known = uow.alerts.known_dedup_keys([alert_dedup_key(a) for a in members])
-    fresh: dict[str, Alert] = {}
-    for alert in members:
-        key = alert_dedup_key(alert)
-        if key not in known:
-            fresh.setdefault(key, alert)  # the same alert twice in one body counts once
-    return list(fresh.values())
+    by_group: dict[str, dict[str, Alert]] = defaultdict(dict)
+    for alert in alerts:
+        by_group[alert.group_key].setdefault(alert_dedup_key(alert), alert)
+    return by_group
 
 
 def _worst(alerts: list[Alert]) -> Alert | None:
