@@ -807,20 +807,27 @@ class AlertRepository:
             select(func.min(AlertRow.starts_at)).where(AlertRow.incident_id == incident_id)
         )
 
-    def groups_due_a_summary(self, *, not_told_since: datetime) -> list[int]:
-        """Groups with alerts the war room has not heard of, last told before the cut-off."""
-        return list(
-            self._session.scalars(
-                select(AlertGroupRow.id).where(
-                    (AlertGroupRow.pending_firing + AlertGroupRow.pending_resolved) > 0,
-                    AlertGroupRow.incident_id.is_not(None),
-                    or_(
-                        AlertGroupRow.last_summary_at.is_(None),
-                        AlertGroupRow.last_summary_at <= not_told_since,
-                    ),
-                )
+    def groups_due_a_summary(
+        self, *, not_told_since: datetime, among: list[int] | None = None
+    ) -> list[int]:
+        """Groups with alerts the war room has not heard of, last told before the cut-off,
+        whose war room has a channel (of `among` when given)."""
+        query = (
+            select(AlertGroupRow.id)
+            .join(IncidentRow, IncidentRow.id == AlertGroupRow.incident_id)
+            .where(
+                (AlertGroupRow.pending_firing + AlertGroupRow.pending_resolved) > 0,
+                IncidentRow.channel_id.is_not(None),
+                or_(
+                    AlertGroupRow.last_summary_at.is_(None),
+                    AlertGroupRow.last_summary_at <= not_told_since,
+                ),
             )
+            .order_by(AlertGroupRow.id)
         )
+        if among is not None:
+            query = query.where(AlertGroupRow.id.in_(among))
+        return list(self._session.scalars(query))
 
     def take_summary(
         self, group_id: int, *, now: datetime, not_told_since: datetime

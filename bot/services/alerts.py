@@ -274,9 +274,13 @@ class AlertService:
         """Tell each war room about its group's new alerts, at most once a minute per group."""
         now = self._clock.now()
         cut_off = now - SUMMARY_INTERVAL
-        if group_ids is None:
-            with self._uow(read_only=True) as uow:
-                group_ids = uow.alerts.groups_due_a_summary(not_told_since=cut_off)
+        if group_ids is not None and not group_ids:
+            return 0
+        # A read first: most deliveries come within the minute of the group's last summary
+        # (or before its war room has a channel), and then no write transaction is needed.
+        # take_summary checks again under the lock.
+        with self._uow(read_only=True) as uow:
+            group_ids = uow.alerts.groups_due_a_summary(not_told_since=cut_off, among=group_ids)
         posted = 0
         for group_id in group_ids:
             with self._uow() as uow:
