@@ -108,17 +108,19 @@ def build_webhook_routes(
             background=BackgroundTask(follow_up, outcome),
         )
 
+    def parse_and_ingest(source: IncidentSource, body: Any) -> Ingested:
+        return alerts.ingest(source, parse_payload(source, body, now=now()), body)
+
     def receiver(source: IncidentSource) -> Callable[[Request], Awaitable[Response]]:
         async def receive(request: Request) -> Response:
             body = await read_json(request)
             if isinstance(body, Response):
                 return body
             try:
-                parsed = parse_payload(source, body, now=now())
+                # Parsing (pydantic) and recording both run off the event loop.
+                outcome = await run_in_threadpool(parse_and_ingest, source, body)
             except PayloadError as error:
                 return _error(400, error.user_message)
-            try:
-                outcome = await run_in_threadpool(alerts.ingest, source, parsed, body)
             except StorageUnavailableError as error:
                 log.error("database unavailable for a %s delivery: %s", source.value, error)
                 return _error(503, "database unavailable; retry later")
