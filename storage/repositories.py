@@ -431,10 +431,16 @@ class OutboundMessageRepository:
         max_attempts: int,
     ) -> Claim:
         """Whether this caller may perform the side effect named `key` now, and if not, why."""
-        first = OutboundMessageRow(
-            incident_id=incident_id, key=key, state=self.CLAIMED, attempts=1, claimed_at=now
+        # One statement, no savepoint; RETURNING says whether the row went in (psycopg's
+        # rowcount is -1 for it).
+        first = (
+            _insert_ignoring_conflicts(self._session, cast(Table, OutboundMessageRow.__table__))
+            .values(
+                incident_id=incident_id, key=key, state=self.CLAIMED, attempts=1, claimed_at=now
+            )
+            .returning(OutboundMessageRow.id)
         )
-        if insert_unless_taken(self._session, first):
+        if self._session.execute(first).first() is not None:
             return Claim.CLAIMED
         # Taken over only when a previous attempt failed or its worker died holding it.
         takeovers = (
