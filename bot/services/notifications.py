@@ -588,50 +588,65 @@ class NotificationService:
                 if n.draft_ts is None and n.state.is_open
             ]
             facts = self._facts(uow, incident) if records else AudienceFacts()
-        if incident.channel_id is None:
+        if incident.channel_id is None or not records:
             return 0
-        posted = 0
-        for record in records:
-            posted += self._post_draft(record, incident, facts)
-        return posted
-
-    def _post_draft(
-        self, record: NotificationRecord, incident: Incident, facts: AudienceFacts
-    ) -> bool:
-        assert incident.channel_id is not None
         channel = incident.channel_id
-        key = f"draft:{record.id}"
+        keys = {record.id: f"draft:{record.id}" for record in records}
         now = self._clock.now()
+        # One claim transaction for all the drafts and one record of what was posted: a war
+        # room's ten drafts should not take twenty turns at SQLite's one writer.
         with self._uow() as uow:
-            claim = uow.outbound.claim(
-                incident.id,
-                key,
+            claims = uow.outbound.claim_many(
+                [(incident.id, key) for key in keys.values()],
                 now=now,
                 stale_before=now - STALE_SEND,
                 max_attempts=MAX_SEND_ATTEMPTS,
             )
             uow.commit()
-        if claim not in (Claim.CLAIMED, Claim.RECOVERED):
-            return False
-        ts = (
-            self._slack.find_marked(channel, _marker(incident.id, key), since=now - STALE_SEND * 6)
-            if (claim is Claim.RECOVERED)
-            else None
-        )
+        mine = [
+            record
+            for record in records
+            if claims[(incident.id, keys[record.id])][0] in (Claim.CLAIMED, Claim.RECOVERED)
+        ]
+        posted: dict[int, str] = {}
         try:
-            ts = ts or self._slack.post(
-                channel, self.draft(record, incident, facts), marker=_marker(incident.id, key)
-            )
+            for record in mine:
+                claim, before = claims[(incident.id, keys[record.id])]
+                marker = _marker(incident.id, keys[record.id])
+                found = (
+                    self._slack.find_marked(
+                        channel, marker, since=(before or now) - timedelta(minutes=1)
+                    )
+                    if claim is Claim.RECOVERED
+                    else None
+                )
+                posted[record.id] = found or self._slack.post(
+                    channel, self.draft(record, incident, facts), marker=marker
+                )
         except ExternalServiceError as error:
+            # The rest are given back at once, for the sweep to try again.
             with self._uow() as uow:
-                uow.outbound.mark_failed(incident.id, key, error=str(error))
+                for record in mine:
+                    if record.id not in posted:
+                        uow.outbound.mark_failed(incident.id, keys[record.id], error=str(error))
                 uow.commit()
             raise
-        with self._uow() as uow:
-            uow.outbound.mark_sent(incident.id, key, now=now, channel_id=channel, ts=ts)
-            uow.notifications.set_draft(record.id, channel_id=channel, ts=ts, shows=record.state)
-            uow.commit()
-        return True
+        finally:
+            if posted:
+                with self._uow() as uow:
+                    uow.outbound.mark_many_sent(
+                        [(incident.id, keys[i], channel, ts) for i, ts in posted.items()], now=now
+                    )
+                    by_id = {record.id: record for record in records}
+                    for notification_id, ts in posted.items():
+                        uow.notifications.set_draft(
+                            notification_id,
+                            channel_id=channel,
+                            ts=ts,
+                            shows=by_id[notification_id].state,
+                        )
+                    uow.commit()
+        return len(posted)
 
     def draft(
         self,

@@ -4,6 +4,7 @@ and a redraw lost in a crash made good by the sweep."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +18,7 @@ from bot.app import Warroom
 from bot.domain.notifications import NotificationRecord, NotificationState
 from bot.domain.vocabulary import Audience, Severity
 from bot.emulator.server import SlackEmulator
-from storage.models import NotificationRow
+from storage.models import NotificationRow, OutboundMessageRow
 from storage.unit_of_work import UnitOfWorkFactory
 from tests.integration.comms_support import (
     add_audience_channels,
@@ -72,9 +73,12 @@ def draft_shows(app: Warroom, notification_id: int) -> str | None:
 
 
 class Commits:
+    """Commits made by this thread (the refresher's own run beside it)."""
+
     def __init__(self, engine: Engine) -> None:
         self.count = 0
         self._engine = engine
+        self._thread = threading.get_ident()
 
     def __enter__(self) -> Commits:
         event.listen(self._engine, "commit", self._count)
@@ -84,7 +88,8 @@ class Commits:
         event.remove(self._engine, "commit", self._count)
 
     def _count(self, *args: Any) -> None:
-        self.count += 1
+        if threading.get_ident() == self._thread:
+            self.count += 1
 
 
 def test_a_batch_of_due_messages_takes_one_claim_and_one_settle_transaction(
@@ -205,3 +210,28 @@ def test_at_start_what_came_due_while_down_goes_before_any_timer_is_armed(
         assert rows[A.TECHNICAL_TEAM].state is NotificationState.PENDING  # due in 22 hours
     finally:
         second.close()
+
+
+def test_a_war_rooms_drafts_are_claimed_together_and_recorded_together(
+    app: Warroom, emulator: SlackEmulator, frozen: FrozenDateTimeFactory
+) -> None:
+    incident = declare_and_open(
+        app, severity=Severity.CRITICAL, personal_data=True, public_facing=True, key="drafts"
+    )
+    with app.engine.begin() as connection:  # as if the drafts had never been posted
+        connection.execute(
+            NotificationRow.__table__.update()
+            .where(NotificationRow.incident_id == incident.id)
+            .values(draft_ts=None, draft_channel_id=None, draft_state=None)
+        )
+        connection.execute(
+            OutboundMessageRow.__table__.delete().where(OutboundMessageRow.key.like("draft:%"))
+        )
+    with Commits(app.engine) as commits:
+        posted = app.communications.notifications.post_drafts(incident.id)
+    rows = planned(app, incident.id)
+    open_rows = [row for row in rows if row.state.is_open]
+    assert posted == len(open_rows) > 1
+    assert commits.count == 2
+    assert all(row.draft_ts and draft_shows(app, row.id) == "pending" for row in open_rows)
+    assert app.communications.notifications.post_drafts(incident.id) == 0  # once
