@@ -17,7 +17,8 @@ from bot.domain.audit import AuditAction
 from bot.domain.drills import as_drill, drill_of_alert
 from bot.domain.incident import Declaration
 from bot.domain.vocabulary import IncidentSource, Severity
-from bot.errors import StorageUnavailableError
+from bot.errors import ExternalServiceError, StorageUnavailableError
+from bot.logging_setup import log_context
 from bot.services.history import record_change
 from bot.services.incidents import IncidentService, SeverityChange
 from bot.services.war_room import WarRoomService
@@ -289,15 +290,23 @@ class AlertService:
                 if summary is None or incident is None or not incident.channel_id:
                     continue  # nothing new, told recently, or the war room is still opening
                 uow.commit()
-            try:
-                self._war_rooms.post_alert_summary(incident, _summary_context(summary))
-                posted += 1
-            except Exception:
-                with self._uow() as uow:
-                    uow.alerts.restore_summary(summary)
-                    uow.commit()
-                raise
+            with log_context(incident=incident.number):
+                try:
+                    self._war_rooms.post_alert_summary(incident, _summary_context(summary))
+                    posted += 1
+                except ExternalServiceError as error:
+                    # Kept for the next pass; the other war rooms still get theirs.
+                    self._restore(summary)
+                    log.warning("alert summary not posted yet: %s", error)
+                except BaseException:
+                    self._restore(summary)
+                    raise
         return posted
+
+    def _restore(self, summary: AlertSummary) -> None:
+        with self._uow() as uow:
+            uow.alerts.restore_summary(summary)
+            uow.commit()
 
 
 def _by_group(alerts: list[Alert]) -> dict[str, dict[str, Alert]]:

@@ -407,3 +407,49 @@ def test_nan_is_refused(hooks: Webhooks) -> None:
     response = hooks.post("metrics", None, raw=b'{"model": "m", "metric": "latency", "value": NaN}')
     assert response.status_code == 400
     assert "value" in response.json()["error"]
+
+
+def test_a_war_room_slack_refuses_keeps_its_summary_and_the_others_get_theirs(
+    hooks: Webhooks, emulator: SlackEmulator
+) -> None:
+    import io
+    import logging
+    import time
+
+    from bot.logging_setup import JsonFormatter
+    from storage.models import AlertGroupRow
+
+    for n in (1, 2):
+        hooks.post("generic", generic(title=f"Leak {n}", fingerprint=f"leak-{n}"))
+        hooks.served.wait_for(lambda n=n: opened(hooks, n))  # type: ignore[misc]
+        hooks.post(
+            "generic",
+            generic(title=f"Leak {n}", fingerprint=f"leak-{n}", occurred_at="2026-11-26T10:05:00Z"),
+        )
+    time.sleep(0.3)  # the deliveries' own summary passes find the groups told this minute
+    with hooks.served.app.engine.begin() as connection:
+        connection.execute(AlertGroupRow.__table__.update().values(last_summary_at=None))
+    rooms = {i.number: i.channel_id for i in hooks.served.app.workflow.incidents.list_open()}
+
+    def summaries(number: int) -> int:
+        channel = rooms[number]
+        assert channel is not None
+        return sum("new alert" in m["text"] for m in emulator.state.messages(channel))
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("bot.services.alerts")
+    logger.addHandler(handler)
+    emulator.inject_fault("chat.postMessage", status=500, times=3)  # the first, retries and all
+    try:
+        assert hooks.served.app.alerts.post_summaries() == 1
+    finally:
+        logger.removeHandler(handler)
+    told = {number: summaries(number) for number in rooms}
+    assert sorted(told.values()) == [0, 1]
+    refused = next(number for number, count in told.items() if count == 0)
+    warnings = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [w["incident"] for w in warnings if "not posted yet" in w["message"]] == [refused]
+    assert hooks.served.app.alerts.post_summaries() == 1  # kept, and told on the next pass
+    assert summaries(refused) == 1
