@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -52,6 +55,18 @@ def chunks(text: Any, size: int) -> list[str]:
     return pieces
 
 
+# Renderings `render_same` keeps (by template and key).
+_SAME_KEPT = 16
+
+
+def _parsed(template: str, text: str) -> dict[str, Any]:
+    try:
+        rendered: dict[str, Any] = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"template {template} produced invalid JSON: {error}") from error
+    return rendered
+
+
 class Renderer:
     """Renders a named template with plain data into a dict of Block Kit JSON."""
 
@@ -78,15 +93,30 @@ class Renderer:
         self._env.filters["format_mention"] = lambda user_id: f"<@{user_id}>"
         self._env.globals["block"] = {member.name: member.value for member in BlockId}
         self._env.globals["callback"] = {member.name: member.value for member in CallbackId}
+        self._same: OrderedDict[tuple[str, Hashable], str] = OrderedDict()
+        self._same_lock = threading.Lock()
 
     def render(self, template: str, **context: Any) -> dict[str, Any]:
         """The template's JSON output as a dict; the template name is without `.json.j2`."""
-        text = self._env.get_template(f"{template}.json.j2").render(**context)
-        try:
-            rendered: dict[str, Any] = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"template {template} produced invalid JSON: {error}") from error
-        return rendered
+        return _parsed(template, self._env.get_template(f"{template}.json.j2").render(**context))
+
+    def render_same(
+        self, template: str, key: Hashable, context: Callable[[], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """`render` for a caller whose context is a pure function of `key`: the text is
+        rendered once per key (a few kept) and parsed afresh for each caller, who may change
+        the dict it gets."""
+        with self._same_lock:
+            text = self._same.get((template, key))
+            if text is not None:
+                self._same.move_to_end((template, key))
+        if text is None:
+            text = self._env.get_template(f"{template}.json.j2").render(**context())
+            with self._same_lock:
+                self._same[(template, key)] = text
+                while len(self._same) > _SAME_KEPT:
+                    self._same.popitem(last=False)
+        return _parsed(template, text)
 
     def template_names(self) -> list[str]:
         """Every Block Kit template the environment knows."""

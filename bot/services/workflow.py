@@ -298,8 +298,11 @@ class IncidentWorkflow:
 
     def list_message(self) -> dict[str, Any]:
         incidents, total = self.incidents.list_open_summaries(limit=LIST_LIMIT)
-        return self.renderer.render(
-            "incident_list", incidents=[summary_context(i) for i in incidents], total=total
+        # Read every time; rendered again only when what was read changed.
+        return self.renderer.render_same(
+            "incident_list",
+            (tuple(incidents), total),
+            lambda: {"incidents": [summary_context(i) for i in incidents], "total": total},
         )
 
     def status_message(self, incident: Incident) -> dict[str, Any]:

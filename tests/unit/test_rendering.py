@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -454,3 +455,28 @@ def test_an_empty_incident_list_says_so(renderer: Renderer) -> None:
     reply = renderer.render("incident_list", incidents=[], total=0)
     assert reply["text"] == "0 open incidents"
     assert reply["blocks"][0]["text"]["text"] == "No open incidents. :tada:"
+
+
+def test_render_same_renders_once_per_key_and_hands_out_independent_dicts() -> None:
+    renderer = Renderer()
+    calls: list[int] = []
+
+    def context(total: int) -> Callable[[], dict[str, Any]]:
+        def build() -> dict[str, Any]:
+            calls.append(total)
+            return {"incidents": [], "total": total}
+
+        return build
+
+    first = renderer.render_same("incident_list", ("rows", 0), context(0))
+    first["text"] = "changed by its caller"
+    again = renderer.render_same("incident_list", ("rows", 0), context(0))
+    assert calls == [0]
+    assert again == renderer.render("incident_list", incidents=[], total=0)
+    assert again["text"] != "changed by its caller"
+    other = renderer.render_same("incident_list", ("rows", 3), context(3))
+    assert calls == [0, 3] and other != again
+    for n in range(40):  # a bounded number of renderings is kept
+        renderer.render_same("incident_list", ("rows", 100 + n), context(100 + n))
+    renderer.render_same("incident_list", ("rows", 0), context(0))
+    assert calls[-1] == 0 and calls.count(0) == 2
