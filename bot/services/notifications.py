@@ -400,7 +400,10 @@ class NotificationService:
     ) -> None:
         """Hand the message back for another try, keeping what was posted."""
         now = self._clock.now()
-        back_to = _N.ESCALATED if record.state is _N.ESCALATED else _N.PENDING
+        # The claim has moved the row to sending; only an escalation sets the outcome before
+        # a send, so it tells an escalated message (the commander's to decide) from a pending one.
+        escalated = record.state is _N.ESCALATED or record.outcome is not None
+        back_to = _N.ESCALATED if escalated else _N.PENDING
         with self._uow() as uow:
             for channel, ts in posted.items():
                 if ts is not None:

@@ -468,3 +468,35 @@ def test_a_timer_sends_log_lines_tagged_with_the_incident(
         app.close()
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert lines and all(line["incident"] == incident.number for line in lines)
+
+
+def test_an_escalated_message_slack_refuses_by_hand_stays_the_commanders(
+    emulator: SlackEmulator, engine: Engine, frozen: FrozenDateTimeFactory
+) -> None:
+    from bot.errors import ExternalServiceError
+
+    add_audience_channels(emulator)
+    app = build(
+        emulator, engine, comms_config(notifications={"auto_send": False, "channel_pace": 0})
+    )
+    try:
+        incident = declare_and_open(app, severity=Severity.HIGH, public_facing=True)
+        frozen.move_to(T0 + timedelta(minutes=16))
+        app.communications.sweep()
+        pr = rows(app, incident.id)[A.PR_TEAM]
+        assert pr.state is NotificationState.ESCALATED  # type: ignore[attr-defined]
+        emulator.inject_fault("chat.postMessage", status=500, times=3)  # the post and retries
+        with pytest.raises(ExternalServiceError):
+            app.communications.notifications.send_now(pr.id, user_id="U0COMMANDER")  # type: ignore[attr-defined]
+        back = rows(app, incident.id)[A.PR_TEAM]
+        assert back.state is NotificationState.ESCALATED  # type: ignore[attr-defined]
+        assert back.outcome is DeadlineOutcome.LATE  # type: ignore[attr-defined]
+        app.communications.sweep()  # not escalated a second time
+        overdue = [
+            m for m in emulator.state.messages(incident.channel_id or "") if "overdue" in m["text"]
+        ]
+        assert len(overdue) == 1
+        app.communications.notifications.send_now(pr.id, user_id="U0COMMANDER")  # type: ignore[attr-defined]
+        assert rows(app, incident.id)[A.PR_TEAM].state is NotificationState.SENT  # type: ignore[attr-defined]
+    finally:
+        app.close()
