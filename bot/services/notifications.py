@@ -167,7 +167,7 @@ class NotificationService:
         for notification_id, result in zip(notification_ids, results, strict=True):
             if isinstance(result, Delivery):
                 deliveries.append(result)
-            elif not isinstance(result, ExternalServiceError):  # those are logged as they fail
+            elif isinstance(result, UserError):  # the others were logged as they failed
                 log.warning("notification %d not sent: %s", notification_id, result)
         return deliveries
 
@@ -201,6 +201,11 @@ class NotificationService:
                         item.record.id,
                         error,
                     )
+                    return error
+                except Exception as error:
+                    # Not the batch's fault: the others are still settled. This one stays
+                    # claimed, and whoever takes it over looks for its marker first.
+                    log.exception("notification %d: sending failed", item.record.id)
                     return error
 
         # Each post waits on Slack (~100 ms away): a batch's posts wait side by side.

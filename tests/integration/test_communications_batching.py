@@ -21,6 +21,7 @@ from bot.emulator.server import SlackEmulator
 from storage.models import NotificationRow, OutboundMessageRow
 from storage.unit_of_work import UnitOfWorkFactory
 from tests.integration.comms_support import (
+    AUDIENCE_CHANNELS,
     add_audience_channels,
     audience_posts,
     build,
@@ -235,3 +236,39 @@ def test_a_war_rooms_drafts_are_claimed_together_and_recorded_together(
     assert commits.count == 2
     assert all(row.draft_ts and draft_shows(app, row.id) == "pending" for row in open_rows)
     assert app.communications.notifications.post_drafts(incident.id) == 0  # once
+
+
+def test_an_unexpected_failure_of_one_post_does_not_hold_back_the_rest_of_its_batch(
+    app: Warroom, emulator: SlackEmulator, frozen: FrozenDateTimeFactory
+) -> None:
+    incidents = [
+        declare_and_open(app, severity=Severity.HIGH, public_facing=True, key=f"reset:{n}")
+        for n in range(2)
+    ]
+    frozen.move_to(T0 + timedelta(hours=25))
+    ids = [row.id for incident in incidents for row in planned(app, incident.id)]
+    service = app.communications.notifications
+    slack = service._slack  # noqa: SLF001
+    original = slack.post
+    pr_channel = AUDIENCE_CHANNELS[A.PR_TEAM]
+    broken: list[str | None] = []
+
+    def post(channel: str, message: dict[str, Any], *, marker: str | None = None) -> str:
+        if channel == pr_channel and not broken:
+            broken.append(marker)
+            raise OSError("connection reset by peer")
+        return original(channel, message, marker=marker)
+
+    slack.post = post  # type: ignore[method-assign]
+    try:
+        service.deliver_due(ids)
+    finally:
+        slack.post = original  # type: ignore[method-assign]
+    states = [row.state for incident in incidents for row in planned(app, incident.id)]
+    assert states.count(NotificationState.SENDING) == 1  # the one whose post failed
+    assert states.count(NotificationState.SENT) == len(ids) - 1
+    frozen.move_to(T0 + timedelta(hours=25, minutes=3))  # its claim is stale now
+    app.communications.sweep()
+    for incident in incidents:
+        assert {row.state for row in planned(app, incident.id)} == {NotificationState.SENT}
+    assert len(audience_posts(emulator, A.PR_TEAM)) == len(incidents)
