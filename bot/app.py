@@ -106,19 +106,7 @@ class Warroom:
             (DEADLINE_SWEEP_JOB_ID, self.communications.sweep, DEADLINE_SWEEP_INTERVAL),
         )
         for job_id, work, interval in jobs:
-            self.scheduler.add_job(
-                work,
-                "interval",
-                id=job_id,
-                seconds=interval.total_seconds(),
-                replace_existing=True,
-                max_instances=1,
-                coalesce=True,
-                # Their own threads: under a backlog of deadline timers the sweeps that
-                # recover stale claims must still run, late rather than never.
-                executor=SWEEPS_EXECUTOR,
-                misfire_grace_time=int(interval.total_seconds()),
-            )
+            add_sweep(self.scheduler, job_id, work, interval)
 
     @property
     def communications(self) -> Communications:
@@ -146,6 +134,26 @@ class Warroom:
         for close in self.closers:
             close()
         self.engine.dispose()
+
+
+def add_sweep(
+    scheduler: BackgroundScheduler, job_id: str, work: Callable[[], object], interval: timedelta
+) -> None:
+    """A job run every `interval`, one run at a time, under a fixed id (a restart replaces
+    it rather than adding a copy)."""
+    scheduler.add_job(
+        work,
+        "interval",
+        id=job_id,
+        seconds=interval.total_seconds(),
+        replace_existing=True,
+        max_instances=1,
+        coalesce=True,
+        # Their own threads: under a backlog of deadline timers the sweeps that recover
+        # stale claims must still run, late rather than never.
+        executor=SWEEPS_EXECUTOR,
+        misfire_grace_time=int(interval.total_seconds()),
+    )
 
 
 class ScopedApp(App):
@@ -331,17 +339,7 @@ def create_app(
         anomalies=anomalies,
     )
     slack_drills.register(bolt, workflow, drills)
-    scheduler.add_job(
-        drills.play_due,
-        "interval",
-        id=DRILL_JOB_ID,
-        seconds=DRILL_INTERVAL.total_seconds(),
-        replace_existing=True,
-        max_instances=1,
-        coalesce=True,
-        executor=SWEEPS_EXECUTOR,
-        misfire_grace_time=int(DRILL_INTERVAL.total_seconds()),
-    )
+    add_sweep(scheduler, DRILL_JOB_ID, drills.play_due, DRILL_INTERVAL)
     webhook_token = (
         settings.warroom_webhook_token.get_secret_value()
         if settings.warroom_webhook_token

@@ -42,13 +42,7 @@ class DeadlineTimers:
         with self._uow(read_only=True) as uow:
             notifications = uow.notifications.pending_schedule()
             reminders = uow.reminders.pending_schedule()
-        for notification_id, due_at in notifications:
-            self._add(
-                notification_job_id(notification_id), due_at, self._notification, notification_id
-            )
-        for reminder_id, due_at in reminders:
-            self._add(reminder_job_id(reminder_id), due_at, self._reminder, reminder_id)
-        return len(notifications) + len(reminders)
+        return self._arm(notifications, reminders)
 
     def schedule_incident(self, incident_id: int) -> int:
         """Timers for the incident's pending rows (after a declaration or a re-plan)."""
@@ -59,15 +53,26 @@ class DeadlineTimers:
                 if n.state.value == "pending"
             ]
             reminders = [(r.id, r.due_at) for r in uow.reminders.pending_all(incident_id)]
+        return self._arm(notifications, reminders)
+
+    def _arm(
+        self,
+        notifications: list[tuple[int, datetime]],
+        reminders: list[tuple[int, datetime]],
+    ) -> int:
+        # Slack's refusals are logged, with the incident, by the services the timers call.
         for notification_id, due_at in notifications:
             self._add(
-                notification_job_id(notification_id), due_at, self._notification, notification_id
+                notification_job_id(notification_id),
+                due_at,
+                self._fire_notification,
+                notification_id,
             )
         for reminder_id, due_at in reminders:
-            self._add(reminder_job_id(reminder_id), due_at, self._reminder, reminder_id)
+            self._add(reminder_job_id(reminder_id), due_at, self._fire_reminder, reminder_id)
         return len(notifications) + len(reminders)
 
-    def _add(self, job_id: str, at: datetime, work: Callable[[int], None], row_id: int) -> None:
+    def _add(self, job_id: str, at: datetime, work: Callable[[int], object], row_id: int) -> None:
         self._scheduler.add_job(
             work,
             "date",
@@ -79,10 +84,3 @@ class DeadlineTimers:
             misfire_grace_time=None,
             coalesce=True,
         )
-
-    # Slack's refusals are logged, with the incident, by the services these call.
-    def _notification(self, notification_id: int) -> None:
-        self._fire_notification(notification_id)
-
-    def _reminder(self, reminder_id: int) -> None:
-        self._fire_reminder(reminder_id)

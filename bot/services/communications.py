@@ -74,7 +74,7 @@ class Communications:
         redraw drafts whose redraw was lost."""
         self.notifications.run_due()
         self.reminders.run_due()
-        self._quietly(lambda _: self.notifications.redraw_stale_drafts(), 0)
+        self.notifications.redraw_stale_drafts()  # logs Slack's refusals per incident
         with self.uow(read_only=True) as uow:
             drafts = uow.notifications.incidents_missing_drafts()
             reports = uow.clocks.incidents_missing_reports()
