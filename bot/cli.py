@@ -232,17 +232,11 @@ def _postmortem(number: int, out: Path | None) -> int:
         raise ConfigurationError(f"DATABASE_URL: {_first_line(error)}") from None
     finally:
         engine.dispose()
-    text = stored.markdown + "\n"
-    if out is None:
-        sys.stdout.write(text)
-        return 0
-    try:
-        out.write_text(text, encoding="utf-8")
-    except OSError as error:
-        print(f"warroom: {out}: cannot be written ({error.strerror})", file=sys.stderr)
-        return 2
-    print(f"incident #{number}: postmortem version {stored.version} written to {out}")
-    return 0
+    return _write_out(
+        stored.markdown + "\n",
+        out,
+        done=f"incident #{number}: postmortem version {stored.version} written to {out}",
+    )
 
 
 def _check_config(file: Path | None) -> int:
@@ -349,16 +343,7 @@ def _runbook(out: Path | None) -> int:
     text = render_runbook(
         Renderer(extra_dir=config.templates_dir), config, generated_at=datetime.now(UTC)
     )
-    if out is None:
-        sys.stdout.write(text)
-        return 0
-    try:
-        out.write_text(text, encoding="utf-8")
-    except OSError as error:
-        print(f"warroom: {out}: cannot be written ({error.strerror})", file=sys.stderr)
-        return 2
-    print(f"runbook written to {out}")
-    return 0
+    return _write_out(text, out, done=f"runbook written to {out}")
 
 
 class _BadInput(ValueError):
@@ -473,6 +458,20 @@ def _classification_text(result: Classification, names: Mapping[str, str]) -> st
         ("why", result.explanation),
     )
     return "\n".join(f"{label:<11}{value}" for label, value in rows)
+
+
+def _write_out(text: str, out: Path | None, *, done: str) -> int:
+    """Write a document to `out` (saying so) or to standard output; the exit status."""
+    if out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as error:
+        print(f"warroom: {out}: cannot be written ({error.strerror})", file=sys.stderr)
+        return 2
+    print(done)
+    return 0
 
 
 def _first_line(error: BaseException) -> str:
