@@ -51,6 +51,19 @@ def app(
     built.close()
 
 
+@pytest.fixture
+def manual(
+    emulator: SlackEmulator, engine: Engine, frozen: FrozenDateTimeFactory
+) -> Iterator[Warroom]:
+    """auto_send off: due messages go to the commander."""
+    add_audience_channels(emulator)
+    built = build(
+        emulator, engine, comms_config(notifications={"auto_send": False, "channel_pace": 0})
+    )
+    yield built
+    built.close()
+
+
 def rows(app: Warroom, incident_id: int) -> dict[Audience, object]:
     with UnitOfWorkFactory(app.engine)(read_only=True) as uow:
         return {n.audience: n for n in uow.notifications.list_for(incident_id)}
@@ -172,41 +185,35 @@ def test_no_reminder_when_the_message_went_out_early(
 
 
 def test_with_auto_send_off_a_due_message_goes_to_the_commander_and_is_late(
-    emulator: SlackEmulator, engine: Engine, frozen: FrozenDateTimeFactory
+    manual: Warroom, emulator: SlackEmulator, frozen: FrozenDateTimeFactory
 ) -> None:
-    add_audience_channels(emulator)
-    app = build(
-        emulator, engine, comms_config(notifications={"auto_send": False, "channel_pace": 0})
-    )
-    try:
-        incident = declare_and_open(app, severity=Severity.HIGH, public_facing=True)
-        frozen.move_to(T0 + timedelta(minutes=16))
-        app.communications.sweep()
-        assert not audience_posts(emulator, A.PR_TEAM)
-        pr = rows(app, incident.id)[A.PR_TEAM]
-        assert pr.state is NotificationState.ESCALATED  # type: ignore[attr-defined]
-        assert pr.outcome is DeadlineOutcome.LATE  # type: ignore[attr-defined]
-        [escalation] = [
-            m for m in emulator.state.messages(incident.channel_id or "") if "overdue" in m["text"]
-        ]
-        assert "<@U0COMMANDER>" in json.dumps(escalation["blocks"])
-        app.communications.sweep()  # escalated once, not again
-        assert (
-            len(
-                [
-                    m
-                    for m in emulator.state.messages(incident.channel_id or "")
-                    if "overdue" in m["text"]
-                ]
-            )
-            == 1
+    app = manual
+    incident = declare_and_open(app, severity=Severity.HIGH, public_facing=True)
+    frozen.move_to(T0 + timedelta(minutes=16))
+    app.communications.sweep()
+    assert not audience_posts(emulator, A.PR_TEAM)
+    pr = rows(app, incident.id)[A.PR_TEAM]
+    assert pr.state is NotificationState.ESCALATED  # type: ignore[attr-defined]
+    assert pr.outcome is DeadlineOutcome.LATE  # type: ignore[attr-defined]
+    [escalation] = [
+        m for m in emulator.state.messages(incident.channel_id or "") if "overdue" in m["text"]
+    ]
+    assert "<@U0COMMANDER>" in json.dumps(escalation["blocks"])
+    app.communications.sweep()  # escalated once, not again
+    assert (
+        len(
+            [
+                m
+                for m in emulator.state.messages(incident.channel_id or "")
+                if "overdue" in m["text"]
+            ]
         )
-        app.communications.notifications.send_now(pr.id, user_id="U0COMMANDER")  # type: ignore[attr-defined]
-        assert len(audience_posts(emulator, A.PR_TEAM)) == 1
-        sent = rows(app, incident.id)[A.PR_TEAM]
-        assert sent.state is NotificationState.SENT and sent.outcome is DeadlineOutcome.LATE  # type: ignore[attr-defined]
-    finally:
-        app.close()
+        == 1
+    )
+    app.communications.notifications.send_now(pr.id, user_id="U0COMMANDER")  # type: ignore[attr-defined]
+    assert len(audience_posts(emulator, A.PR_TEAM)) == 1
+    sent = rows(app, incident.id)[A.PR_TEAM]
+    assert sent.state is NotificationState.SENT and sent.outcome is DeadlineOutcome.LATE  # type: ignore[attr-defined]
 
 
 def test_a_restart_rebuilds_the_timers_and_sends_what_came_due_once_marked_late(
@@ -471,32 +478,26 @@ def test_a_timer_sends_log_lines_tagged_with_the_incident(
 
 
 def test_an_escalated_message_slack_refuses_by_hand_stays_the_commanders(
-    emulator: SlackEmulator, engine: Engine, frozen: FrozenDateTimeFactory
+    manual: Warroom, emulator: SlackEmulator, frozen: FrozenDateTimeFactory
 ) -> None:
     from bot.errors import ExternalServiceError
 
-    add_audience_channels(emulator)
-    app = build(
-        emulator, engine, comms_config(notifications={"auto_send": False, "channel_pace": 0})
-    )
-    try:
-        incident = declare_and_open(app, severity=Severity.HIGH, public_facing=True)
-        frozen.move_to(T0 + timedelta(minutes=16))
-        app.communications.sweep()
-        pr = rows(app, incident.id)[A.PR_TEAM]
-        assert pr.state is NotificationState.ESCALATED  # type: ignore[attr-defined]
-        emulator.inject_fault("chat.postMessage", status=500, times=3)  # the post and retries
-        with pytest.raises(ExternalServiceError):
-            app.communications.notifications.send_now(pr.id, user_id="U0COMMANDER")  # type: ignore[attr-defined]
-        back = rows(app, incident.id)[A.PR_TEAM]
-        assert back.state is NotificationState.ESCALATED  # type: ignore[attr-defined]
-        assert back.outcome is DeadlineOutcome.LATE  # type: ignore[attr-defined]
-        app.communications.sweep()  # not escalated a second time
-        overdue = [
-            m for m in emulator.state.messages(incident.channel_id or "") if "overdue" in m["text"]
-        ]
-        assert len(overdue) == 1
+    app = manual
+    incident = declare_and_open(app, severity=Severity.HIGH, public_facing=True)
+    frozen.move_to(T0 + timedelta(minutes=16))
+    app.communications.sweep()
+    pr = rows(app, incident.id)[A.PR_TEAM]
+    assert pr.state is NotificationState.ESCALATED  # type: ignore[attr-defined]
+    emulator.inject_fault("chat.postMessage", status=500, times=3)  # the post and retries
+    with pytest.raises(ExternalServiceError):
         app.communications.notifications.send_now(pr.id, user_id="U0COMMANDER")  # type: ignore[attr-defined]
-        assert rows(app, incident.id)[A.PR_TEAM].state is NotificationState.SENT  # type: ignore[attr-defined]
-    finally:
-        app.close()
+    back = rows(app, incident.id)[A.PR_TEAM]
+    assert back.state is NotificationState.ESCALATED  # type: ignore[attr-defined]
+    assert back.outcome is DeadlineOutcome.LATE  # type: ignore[attr-defined]
+    app.communications.sweep()  # not escalated a second time
+    overdue = [
+        m for m in emulator.state.messages(incident.channel_id or "") if "overdue" in m["text"]
+    ]
+    assert len(overdue) == 1
+    app.communications.notifications.send_now(pr.id, user_id="U0COMMANDER")  # type: ignore[attr-defined]
+    assert rows(app, incident.id)[A.PR_TEAM].state is NotificationState.SENT  # type: ignore[attr-defined]
