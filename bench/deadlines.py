@@ -2,9 +2,10 @@
 
 Run by hand from the repository root (never from pytest):
 
-    python bench/deadlines.py [--incidents 1000] [--window 60] [--restart kill|close|none]
+    python bench/deadlines.py [--incidents 1000] [--window 60]
+        [--restart rolling|rolling-kill|kill|close|none]
     python bench/deadlines.py --quick
-    python bench/deadlines.py --only-restart --stale-send 120
+    python bench/deadlines.py --only-restart --restart kill
     python bench/deadlines.py --profile 500
     python bench/deadlines.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/test
 
@@ -615,8 +616,9 @@ class Plan:
 
 def run_phase(plan: Plan, restart: str | None) -> Outcome:
     """Set up, arm warroom, wait until every message is settled (bounded), measure. With
-    `restart` ("kill" or "close"), the first process stops halfway through the window and a
-    second one, started on the same database, takes over."""
+    `restart`, the first process stops halfway through the window and a second one on the
+    same database takes over: started before the stop (rolling, rolling-kill) or after it
+    (kill, close)."""
     name = "warroom" if restart is None else f"restart:{restart}"
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\n== {name} (load average before: {load})", flush=True)
@@ -650,19 +652,24 @@ def run_phase(plan: Plan, restart: str | None) -> Outcome:
                     f"({start - armed:.2f} s before the window opened)"
                 )
                 print(f"    {events[-1]}", flush=True)
-                if restart == "rolling":
-                    # As a two-replica deployment restarts: the new process is up and armed
-                    # (racing the old one for every row) before the old one is killed.
+                if restart in ("rolling", "rolling-kill"):
+                    # As a deployment of two replicas restarts: the new process is up and
+                    # armed (racing the old one for every row) before the old one is stopped
+                    # (SIGTERM: it finishes the sends in hand and signs off) or killed.
                     _sleep_until(start + plan.window_s / 2)
                     second = Child(run_warroom, dataclasses.replace(spec, restart=True))
                     _, began, armed, jobs, cpu_armed = second.expect("armed")
                     stopped = time.time()
-                    first.kill()
+                    if restart == "rolling":
+                        first.close()
+                    else:
+                        first.kill()
                     counts = state_counts(reader)
                     events.append(
                         f"the second process was started at +{began - start:.1f} s and had "
                         f"{jobs} timers armed {armed - began:.1f} s later; the first was then "
-                        f"killed at +{stopped - start:.1f} s with {counts['sent']} sent, "
+                        f"{'stopped' if restart == 'rolling' else 'killed'} at "
+                        f"+{stopped - start:.1f} s with {counts['sent']} sent, "
                         f"{counts['sending']} sending, {counts['pending']} pending"
                     )
                     print(f"    {events[-1]}", flush=True)
@@ -980,11 +987,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--restart",
-        choices=("kill", "close", "rolling", "none"),
-        default="kill",
-        help="phase 2: SIGKILL the first process halfway (kill, default), or app.close() it "
-        "and let it finish what it had started (close), or start the second process first "
-        "and SIGKILL the first once the second is armed (rolling), or no phase 2 (none)",
+        choices=("rolling", "rolling-kill", "kill", "close", "none"),
+        default="rolling",
+        help="phase 2, halfway through the window: start a second process and, once it is "
+        "armed, stop the first as a deployment does, letting it finish its sends in hand "
+        "(rolling, default) or SIGKILL it (rolling-kill); or SIGKILL the only process (kill) "
+        "or app.close() it (close) and then start the second; or no phase 2 (none)",
     )
     parser.add_argument(
         "--only-restart", action="store_true", help="skip the run without a restart"
@@ -998,9 +1006,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--stale-send",
         type=bounded(1, 120, float),
-        default=10.0,
-        help="seconds after which a send claim is taken over (STALE_SEND; 120 in production, "
-        "10 here so a claim left by the killed process is recovered within the run)",
+        default=120.0,
+        help="seconds after which any send claim is taken over (STALE_SEND, 120 as in "
+        "production); a killed process's claims are taken over sooner, once it has missed "
+        "its heartbeats (bot.worker_heartbeat.DEAD_AFTER, 10 s)",
     )
     parser.add_argument(
         "--restart-pause",

@@ -52,6 +52,7 @@ from bot.services.war_room import WarRoomService
 from bot.services.workflow import IncidentWorkflow
 from bot.settings import Settings
 from bot.slack_gateway import SlackGateway, build_web_client
+from bot.worker_heartbeat import WorkerHeartbeat
 from handlers import (
     register_slack_listeners,
     slack_drills,
@@ -402,8 +403,10 @@ def build_communications(
         containment_lines=containment_lines,
         on_change=war_rooms.refresh_card,
         sends_waiting=lambda: sends.busy(),
+        holder=lambda: heartbeat.holder(),
     )
     sends = DeliveryQueue(notifications.fire_due)
+    heartbeat = WorkerHeartbeat(uow, clock, on_orphans=lambda ids: communications.take_over(ids))
     reminders = ReminderService(
         uow=uow, slack=slack, renderer=renderer, config=config, clock=clock, war_rooms=war_rooms
     )
@@ -438,6 +441,7 @@ def build_communications(
             fire_reminder=reminders.fire,
         ),
         sends=sends,
+        heartbeat=heartbeat,
         uow=uow,
         config=config,
         clock=clock,

@@ -25,6 +25,7 @@ from bot.domain.reminders import PlannedReminder, Reminder, ReminderKind, Remind
 from bot.domain.vocabulary import Audience, NotificationTier, RegulatoryRegime
 from storage.models import NotificationRow, RegulatoryClockRow, ReminderRow
 from storage.repositories import insert_unless_taken
+from storage.worker_repositories import ClaimHolder, abandoned, held_by_dead
 
 _N = NotificationState
 
@@ -51,6 +52,15 @@ def _record(row: NotificationRow) -> NotificationRecord:
         draft_channel_id=row.draft_channel_id,
         draft_ts=row.draft_ts,
         attempts=row.attempts,
+    )
+
+
+def _abandoned(stale_before: datetime, holder: ClaimHolder | None) -> ColumnElement[bool]:
+    return abandoned(
+        NotificationRow.claimed_at,
+        NotificationRow.claimed_by,
+        stale_before=stale_before,
+        holder=holder,
     )
 
 
@@ -131,7 +141,14 @@ class NotificationRepository:
         )
         return [_record(row) for row in rows]
 
-    def due_ids(self, *, now: datetime, stale_before: datetime, limit: int = 500) -> list[int]:
+    def due_ids(
+        self,
+        *,
+        now: datetime,
+        stale_before: datetime,
+        holder: ClaimHolder | None = None,
+        limit: int = 500,
+    ) -> list[int]:
         """Messages whose deadline has come and that nobody is sending (or whose sender died)."""
         return list(
             self._session.scalars(
@@ -141,11 +158,24 @@ class NotificationRepository:
                         (NotificationRow.state == _N.PENDING.value)
                         & (NotificationRow.due_at <= now),
                         (NotificationRow.state == _N.SENDING.value)
-                        & (NotificationRow.claimed_at < stale_before),
+                        & _abandoned(stale_before, holder),
                     )
                 )
                 .order_by(NotificationRow.due_at, NotificationRow.id)
                 .limit(limit)
+            )
+        )
+
+    def orphaned_ids(self, holder: ClaimHolder) -> list[int]:
+        """Messages a dead worker was sending when it died, soonest deadline first."""
+        return list(
+            self._session.scalars(
+                select(NotificationRow.id)
+                .where(
+                    NotificationRow.state == _N.SENDING.value,
+                    held_by_dead(NotificationRow.claimed_by, holder),
+                )
+                .order_by(NotificationRow.due_at, NotificationRow.id)
             )
         )
 
@@ -166,15 +196,18 @@ class NotificationRepository:
         stale_before: datetime,
         from_states: Iterable[NotificationState] = (_N.PENDING,),
         due_by: datetime | None = None,
+        holder: ClaimHolder | None = None,
     ) -> bool:
         """Take the message for sending: True for exactly one caller. A claim older than
-        `stale_before` belongs to a worker that died and is taken over."""
+        `stale_before`, or held by a worker that stopped beating, belongs to a worker that
+        died and is taken over."""
         won = self.claim_many(
             [notification_id],
             now=now,
             stale_before=stale_before,
             from_states=from_states,
             due_by=due_by,
+            holder=holder,
         )
         return notification_id in won
 
@@ -186,6 +219,7 @@ class NotificationRepository:
         stale_before: datetime,
         from_states: Iterable[NotificationState] = (_N.PENDING,),
         due_by: datetime | None = None,
+        holder: ClaimHolder | None = None,
     ) -> set[int]:
         """`claim` for many messages in one statement: the ids this caller took."""
         if not notification_ids:
@@ -193,13 +227,16 @@ class NotificationRepository:
         fresh: ColumnElement[bool] = NotificationRow.state.in_([s.value for s in from_states])
         if due_by is not None:
             fresh = fresh & (NotificationRow.due_at <= due_by)
-        stale = (NotificationRow.state == _N.SENDING.value) & (
-            NotificationRow.claimed_at < stale_before
-        )
+        stale = (NotificationRow.state == _N.SENDING.value) & _abandoned(stale_before, holder)
         result = self._session.execute(
             update(NotificationRow)
             .where(NotificationRow.id.in_(list(notification_ids)), or_(fresh, stale))
-            .values(state=_N.SENDING.value, claimed_at=now, attempts=NotificationRow.attempts + 1)
+            .values(
+                state=_N.SENDING.value,
+                claimed_at=now,
+                claimed_by=holder.worker_id if holder is not None else None,
+                attempts=NotificationRow.attempts + 1,
+            )
             .returning(NotificationRow.id)
             .execution_options(synchronize_session=False)
         )

@@ -63,6 +63,18 @@ class CounterRow(Base):
     value: Mapped[int] = mapped_column(Integer)
 
 
+class WorkerRow(Base):
+    """A running warroom process, beating while it lives; what it claimed is taken over
+    by the others soon after it stops."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    host: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime]
+    beat_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class IncidentRow(Base):
     __tablename__ = "incidents"
 
@@ -148,6 +160,9 @@ class OutboundMessageRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     claimed_at: Mapped[datetime]
+    # The worker (process) holding the claim: when it stops beating, the claim is taken
+    # over at once rather than when it grows stale.
+    claimed_by: Mapped[str | None] = mapped_column(String(40))
     sent_at: Mapped[datetime | None]
 
 
@@ -173,6 +188,7 @@ class NotificationRow(Base):
     # met or late, against due_at; set when sent, or when escalated unsent at the deadline.
     outcome: Mapped[str | None] = mapped_column(String(8))
     claimed_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(40))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     # Who sent it by hand, skipped it or edited it ("warroom" when sent at the deadline).

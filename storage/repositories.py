@@ -52,6 +52,7 @@ from storage.models import (
     RoleAssignmentRow,
     TimelineEventRow,
 )
+from storage.worker_repositories import ClaimHolder, abandoned
 
 
 def _insert_ignoring_conflicts(session: Session, table: Table) -> Any:
@@ -429,14 +430,21 @@ class OutboundMessageRepository:
         now: datetime,
         stale_before: datetime,
         max_attempts: int,
+        holder: ClaimHolder | None = None,
     ) -> Claim:
         """Whether this caller may perform the side effect named `key` now, and if not, why."""
+        by = holder.worker_id if holder is not None else None
         # One statement, no savepoint; RETURNING says whether the row went in (psycopg's
         # rowcount is -1 for it).
         first = (
             _insert_ignoring_conflicts(self._session, cast(Table, OutboundMessageRow.__table__))
             .values(
-                incident_id=incident_id, key=key, state=self.CLAIMED, attempts=1, claimed_at=now
+                incident_id=incident_id,
+                key=key,
+                state=self.CLAIMED,
+                attempts=1,
+                claimed_at=now,
+                claimed_by=by,
             )
             .returning(OutboundMessageRow.id)
         )
@@ -447,7 +455,12 @@ class OutboundMessageRepository:
             (OutboundMessageRow.state == self.FAILED, Claim.CLAIMED),
             (
                 (OutboundMessageRow.state == self.CLAIMED)
-                & (OutboundMessageRow.claimed_at < stale_before),
+                & abandoned(
+                    OutboundMessageRow.claimed_at,
+                    OutboundMessageRow.claimed_by,
+                    stale_before=stale_before,
+                    holder=holder,
+                ),
                 Claim.RECOVERED,
             ),
         )
@@ -461,7 +474,10 @@ class OutboundMessageRepository:
                     condition,
                 )
                 .values(
-                    state=self.CLAIMED, claimed_at=now, attempts=OutboundMessageRow.attempts + 1
+                    state=self.CLAIMED,
+                    claimed_at=now,
+                    claimed_by=by,
+                    attempts=OutboundMessageRow.attempts + 1,
                 )
                 .execution_options(synchronize_session=False)
             )
@@ -486,6 +502,7 @@ class OutboundMessageRepository:
         now: datetime,
         stale_before: datetime,
         max_attempts: int,
+        holder: ClaimHolder | None = None,
     ) -> dict[tuple[int, str], tuple[Claim, datetime | None]]:
         """`claim` for many (incident id, key) side effects at once, each with when it was
         claimed before (None if never). Keys never claimed cost one read and one insert
@@ -516,6 +533,7 @@ class OutboundMessageRepository:
                         "state": self.CLAIMED,
                         "attempts": 1,
                         "claimed_at": now,
+                        "claimed_by": holder.worker_id if holder is not None else None,
                     }
                     for incident_id, key in unseen
                 ]
@@ -529,7 +547,12 @@ class OutboundMessageRepository:
                 Claim.CLAIMED
                 if key in inserted
                 else self.claim(
-                    key[0], key[1], now=now, stale_before=stale_before, max_attempts=max_attempts
+                    key[0],
+                    key[1],
+                    now=now,
+                    stale_before=stale_before,
+                    max_attempts=max_attempts,
+                    holder=holder,
                 ),
                 before.get(key),
             )

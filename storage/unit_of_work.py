@@ -35,6 +35,7 @@ from storage.repositories import (
     RoleRepository,
     TimelineRepository,
 )
+from storage.worker_repositories import WorkerRepository
 
 
 class UnitOfWork:
@@ -56,6 +57,7 @@ class UnitOfWork:
     lessons: LessonRepository
     rca: RcaRepository
     rule_proposals: RuleProposalRepository
+    workers: WorkerRepository
 
     def __init__(
         self,
@@ -87,6 +89,7 @@ class UnitOfWork:
         self.lessons = LessonRepository(self._session)
         self.rca = RcaRepository(self._session)
         self.rule_proposals = RuleProposalRepository(self._session)
+        self.workers = WorkerRepository(self._session)
         return self
 
     def __exit__(

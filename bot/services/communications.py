@@ -15,6 +15,7 @@ from bot.services.notifications import NotificationService
 from bot.services.regulatory import RegulatoryService
 from bot.services.reminders import ReminderService
 from bot.services.status_updates import StatusUpdateService
+from bot.worker_heartbeat import WorkerHeartbeat
 
 if TYPE_CHECKING:
     from bot.clock import Clock
@@ -35,6 +36,7 @@ class Communications:
     updates: StatusUpdateService
     timers: DeadlineTimers
     sends: DeliveryQueue
+    heartbeat: WorkerHeartbeat
     uow: UnitOfWorkFactory
     config: WarroomConfig
     clock: Clock
@@ -42,16 +44,27 @@ class Communications:
     def start(self) -> None:
         """Send timed messages in batches from their own threads, and redraw drafts off
         them (before this, timers send and redraw in their own thread); hand those threads
-        at once what came due while warroom was down, before thousands of timers are armed."""
+        at once what came due while warroom was down, before thousands of timers are armed.
+        First of all, beat: from then on this process's claims name it, and what a dead one
+        was sending is this one's to send (the catch-up below finds it too)."""
+        self.heartbeat.start()
         self.sends.start()
         self.notifications.drafts.start()
         for notification_id in self.notifications.due_now(limit=CATCH_UP_LIMIT):
             self.sends.submit(notification_id)
 
     def close(self) -> None:
+        """Finish the sends in hand, then stop beating: nothing is left claimed."""
         self.sends.close()
         self.notifications.drafts.close()
         self.notifications.close()
+        self.heartbeat.close()
+
+    def take_over(self, notification_ids: list[int]) -> None:
+        """Messages a dead worker was sending: to this process's sending threads."""
+        for notification_id in notification_ids:
+            if not self.sends.submit(notification_id):
+                self.notifications.fire(notification_id)
 
     def fire_notification(self, notification_id: int) -> object:
         """A message's timer: queue it for the sending threads, or send it now."""

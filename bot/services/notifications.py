@@ -39,6 +39,7 @@ from bot.slack_gateway import SlackGateway
 
 if TYPE_CHECKING:
     from storage.unit_of_work import UnitOfWork, UnitOfWorkFactory
+    from storage.worker_repositories import ClaimHolder
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +101,12 @@ class NotificationService:
         containment_lines: Callable[[int], list[str]],
         on_change: Callable[[int], None] | None = None,
         sends_waiting: Callable[[], bool] = lambda: False,
+        holder: Callable[[], ClaimHolder | None] = lambda: None,
     ) -> None:
         self._uow = uow
+        # Names this process in its claims, so that others take them over soon after it
+        # dies (bot.worker_heartbeat); None before it beats.
+        self._holder = holder
         self._slack = slack
         self._renderer = renderer
         self._config = config
@@ -127,7 +132,9 @@ class NotificationService:
         """Messages whose deadline has come and that nobody is sending, soonest first."""
         now = self._clock.now()
         with self._uow(read_only=True) as uow:
-            return uow.notifications.due_ids(now=now, stale_before=now - STALE_SEND, limit=limit)
+            return uow.notifications.due_ids(
+                now=now, stale_before=now - STALE_SEND, holder=self._holder(), limit=limit
+            )
 
     def run_due(self) -> int:
         """Send (or escalate) every message whose deadline has come; how many were handled."""
@@ -237,6 +244,7 @@ class NotificationService:
                 notification_ids,
                 now=now,
                 stale_before=now - STALE_SEND,
+                holder=self._holder(),
                 from_states=(_N.PENDING, _N.ESCALATED) if by_hand else (_N.PENDING,),
                 due_by=None if by_hand else now,
             )
@@ -266,6 +274,7 @@ class NotificationService:
                 ],
                 now=now,
                 stale_before=now - STALE_SEND,
+                holder=self._holder(),
                 max_attempts=MAX_SEND_ATTEMPTS,
             )
             uow.commit()
@@ -608,6 +617,7 @@ class NotificationService:
                 [(incident.id, key) for key in keys.values()],
                 now=now,
                 stale_before=now - STALE_SEND,
+                holder=self._holder(),
                 max_attempts=MAX_SEND_ATTEMPTS,
             )
             uow.commit()

@@ -1,0 +1,82 @@
+"""Workers (running warroom processes) and how their claims are taken over when they die.
+
+A claim names the worker that holds it. A worker beats while it lives; one whose last beat
+is older than the claimant's `dead_before` has died, and its claims are anybody's at once,
+instead of when they grow stale (minutes, sized for the slowest honest send)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from storage.models import WorkerRow
+
+
+@dataclass(frozen=True)
+class ClaimHolder:
+    """The worker making a claim, and the last beat a living worker must have made."""
+
+    worker_id: str
+    dead_before: datetime
+
+
+def abandoned(
+    claimed_at: InstrumentedAttribute[Any],
+    claimed_by: InstrumentedAttribute[Any],
+    *,
+    stale_before: datetime,
+    holder: ClaimHolder | None,
+) -> ColumnElement[bool]:
+    """The condition under which a held claim may be taken over: it is stale, or the worker
+    that holds it stopped beating. Never the claimant's own claims by the second rule: a
+    worker that is late with its own beat is not dead to itself."""
+    stale: ColumnElement[bool] = claimed_at < stale_before
+    if holder is None:
+        return stale
+    return stale | held_by_dead(claimed_by, holder)
+
+
+def held_by_dead(
+    claimed_by: InstrumentedAttribute[Any], holder: ClaimHolder
+) -> ColumnElement[bool]:
+    """The claim's worker stopped beating before `holder.dead_before` (and is not `holder`)."""
+    silent = select(WorkerRow.id).where(
+        WorkerRow.beat_at < holder.dead_before, WorkerRow.id != holder.worker_id
+    )
+    result: ColumnElement[bool] = claimed_by.in_(silent)
+    return result
+
+
+class WorkerRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def beat(self, worker_id: str, *, host: str, now: datetime) -> None:
+        """Say the worker is alive (registering it on its first beat)."""
+        result = self._session.execute(
+            update(WorkerRow)
+            .where(WorkerRow.id == worker_id)
+            .values(beat_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            self._session.add(WorkerRow(id=worker_id, host=host, started_at=now, beat_at=now))
+            self._session.flush()
+
+    def forget(self, worker_id: str) -> None:
+        """A worker that stopped cleanly: it holds nothing any more."""
+        self._session.execute(delete(WorkerRow).where(WorkerRow.id == worker_id))
+
+    def prune(self, *, silent_since: datetime) -> int:
+        """Forget workers dead for so long that every claim they held is stale anyway."""
+        result = self._session.execute(delete(WorkerRow).where(WorkerRow.beat_at < silent_since))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def dead(self, *, dead_before: datetime) -> list[str]:
+        return list(
+            self._session.scalars(select(WorkerRow.id).where(WorkerRow.beat_at < dead_before))
+        )
