@@ -117,14 +117,21 @@ class Warroom:
         """Start the sending threads; give every pending deadline row its timer back (what
         came due while warroom was down fires at once, recorded late); resume half-opened
         war rooms now and every 30 s, send due alert summaries every minute, and sweep for
-        due deadlines every 15 s; then train the text classifier."""
+        due deadlines every 15 s; and train the text classifier: first when another process
+        is running (it keeps sending meanwhile, as in a rolling restart), else last."""
+        joining = self.communications.heartbeat.others_alive()
+        if joining:
+            # Training holds this interpreter for seconds: sends this process took in that
+            # time would wait for it, while the running process would have sent them.
+            self.classifier.warm_up()
         self.communications.start()
         self.communications.timers.rebuild()
         self.scheduler.start()
         self.scheduler.modify_job(SWEEP_JOB_ID, next_run_time=self.clock.now())
-        # Last: deadlines that came due while warroom was down must not wait seconds for
-        # the text model (it is thread-safe, and trains on first use if asked before).
-        self.classifier.warm_up()
+        if not joining:
+            # Alone, deadlines that came due while warroom was down must not wait seconds
+            # for the text model (it is thread-safe, and trains on first use if asked before).
+            self.classifier.warm_up()
 
     def close(self) -> None:
         if self.scheduler.running:

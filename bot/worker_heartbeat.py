@@ -68,6 +68,12 @@ class WorkerHeartbeat:
             return None
         return ClaimHolder(self.worker_id, dead_before=self._clock.now() - DEAD_AFTER)
 
+    def others_alive(self) -> bool:
+        """Whether another warroom process is beating on this database right now."""
+        dead_before = self._clock.now() - DEAD_AFTER
+        with self._uow(read_only=True) as uow:
+            return bool(uow.workers.alive(dead_before=dead_before, besides=self.worker_id))
+
     def start(self) -> None:
         """Register (the first beat, before any claim names this worker) and keep beating."""
         if self._thread is not None:

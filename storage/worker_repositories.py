@@ -76,7 +76,12 @@ class WorkerRepository:
         result = self._session.execute(delete(WorkerRow).where(WorkerRow.beat_at < silent_since))
         return int(result.rowcount)  # type: ignore[attr-defined]
 
-    def dead(self, *, dead_before: datetime) -> list[str]:
+    def alive(self, *, dead_before: datetime, besides: str) -> list[str]:
+        """Workers other than `besides` that beat at or after `dead_before`."""
         return list(
-            self._session.scalars(select(WorkerRow.id).where(WorkerRow.beat_at < dead_before))
+            self._session.scalars(
+                select(WorkerRow.id).where(
+                    WorkerRow.beat_at >= dead_before, WorkerRow.id != besides
+                )
+            )
         )

@@ -28,7 +28,9 @@ _SEVERITY_EMOJI = {
     Severity.LOW: ":white_circle:",
 }
 
-_SEVERITY_ALIASES = {f"sev{s.rank}": s for s in Severity}
+# Names and sev1…sev4 aliases in one table: a failed Severity(word) raises, and alert storms
+# bring thousands of monitor words ("warning", "info") that are not ours.
+_SEVERITY_WORDS = {s.value: s for s in Severity} | {f"sev{s.rank}": s for s in Severity}
 
 
 class IncidentType(StrEnum):
@@ -182,13 +184,7 @@ class IncidentSource(StrEnum):
 
 def parse_severity(text: str) -> Severity | None:
     """A severity from its name or its sev1…sev4 alias, else None."""
-    word = text.strip().lower()
-    if word in _SEVERITY_ALIASES:
-        return _SEVERITY_ALIASES[word]
-    try:
-        return Severity(word)
-    except ValueError:
-        return None
+    return _SEVERITY_WORDS.get(text.strip().lower())
 
 
 def parse_role(text: str) -> Role | None:

@@ -260,3 +260,40 @@ def test_a_clean_stop_signs_the_worker_off_and_long_dead_ones_are_forgotten(
 def _workers(engine: Engine) -> list[str]:
     with engine.connect() as connection:
         return list(connection.scalars(select(WorkerRow.id).order_by(WorkerRow.id)))
+
+
+def test_a_process_joining_a_running_one_trains_before_it_takes_work(
+    emulator: SlackEmulator,
+    engine: Engine,
+    frozen: FrozenDateTimeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Alone, warroom arms its deadlines first (they may be overdue); joining a running
+    process, as in a rolling restart, it trains its text model first, while the other sends."""
+
+    def start(app: Warroom) -> bool:
+        """Start the app's background work; whether its timers ran when it trained."""
+        armed_when_training: list[bool] = []
+        monkeypatch.setattr(
+            app.classifier, "warm_up", lambda: armed_when_training.append(app.scheduler.running)
+        )
+        app.start_background_work()
+        assert len(armed_when_training) == 1
+        return armed_when_training[0]
+
+    add_audience_channels(emulator)
+    first = build(emulator, engine, comms_config())
+    try:
+        assert start(first) is True
+        second = build(emulator, engine, comms_config())
+        try:
+            assert start(second) is False
+        finally:
+            second.close()
+    finally:
+        first.close()
+    third = build(emulator, engine, comms_config())
+    try:
+        assert start(third) is True  # the others signed off
+    finally:
+        third.close()
