@@ -61,6 +61,7 @@ class SlackGateway:
     def __init__(self, client: WebClient, *, on_call: CallObserver = _ignore_call) -> None:
         self.client = client
         self._on_call = on_call
+        self._dm_channels: dict[str, str] = {}
 
     def _call(
         self, method: Callable[..., SlackResponse], tolerate: tuple[str, ...] = (), **kwargs: Any
@@ -160,9 +161,18 @@ class SlackGateway:
         )
 
     def open_dm(self, user_id: str) -> str:
-        """The id of the bot's direct-message channel with a person."""
-        result = self._call(self.client.conversations_open, users=user_id)
-        return str(result["channel"]["id"])
+        """The id of the bot's direct-message channel with a person. Asked of Slack once per
+        person: it does not change, and every war room of an alert storm DMs the same
+        on-call people (conversations.open is Tier 3, about 50 calls a minute)."""
+        channel = self._dm_channels.get(user_id)
+        if channel is None:
+            result = self._call(self.client.conversations_open, users=user_id)
+            channel = self._dm_channels[user_id] = str(result["channel"]["id"])
+        return channel
+
+    def forget_dm(self, user_id: str) -> None:
+        """Ask Slack again next time (a post to the remembered channel failed)."""
+        self._dm_channels.pop(user_id, None)
 
     def post_ephemeral(self, channel_id: str, user_id: str, message: dict[str, Any]) -> None:
         self._call(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.clock import Clock
@@ -194,18 +195,28 @@ class WarRoomService:
         return incident, settled
 
     def _send_checklists(self, incident: Incident) -> bool:
-        return _attempt_each(
-            lambda holder: self.send_checklist(incident, holder.role, holder.user_id),
-            incident.roles,
+        """Every role holder's checklist, claimed in one transaction and recorded in another:
+        six DMs should not take twelve turns at SQLite's one writer during an alert storm."""
+        return self._once_each(
+            incident,
+            {
+                _checklist_key(holder.role, holder.user_id): partial(
+                    self._dm, holder.user_id, self._checklist(incident, holder.role)
+                )
+                for holder in incident.roles
+            },
+        )
+
+    def _checklist(self, incident: Incident, role: Role) -> dict[str, Any]:
+        return self._renderer.render(
+            "role_checklist", incident=incident_context(incident), role=role_context(role)
         )
 
     def send_checklist(self, incident: Incident, role: Role, user_id: str) -> bool:
         """DM the role holder the role's responsibilities, once per role and person."""
-        message = self._renderer.render(
-            "role_checklist", incident=incident_context(incident), role=role_context(role)
-        )
+        message = self._checklist(incident, role)
         return self._once(
-            incident, f"checklist:{role.value}:{user_id}", lambda: self._dm(user_id, message)
+            incident, _checklist_key(role, user_id), lambda: self._dm(user_id, message)
         )
 
     def _announce(self, incident: Incident) -> bool:
@@ -339,7 +350,11 @@ class WarRoomService:
 
     def _dm(self, user_id: str, message: dict[str, Any]) -> tuple[str, str]:
         channel = self._slack.open_dm(user_id)
-        return channel, self._slack.post(channel, message)
+        try:
+            return channel, self._slack.post(channel, message)
+        except ExternalServiceError:
+            self._slack.forget_dm(user_id)
+            raise
 
     def _post_once(
         self, incident: Incident, key: str, channel: str, message: dict[str, Any]
@@ -383,6 +398,61 @@ class WarRoomService:
             )
             uow.commit()
         return True
+
+    def _once_each(
+        self, incident: Incident, actions: dict[str, Callable[[], tuple[str, str]]]
+    ) -> bool:
+        """`_once` for several side effects (each returning its channel and ts): one claim
+        transaction, the actions in order (each tried even when another fails), one record.
+        Raises the first Slack failure after recording the rest."""
+        now = self._clock.now()
+        with self._uow() as uow:
+            claims = uow.outbound.claim_many(
+                [(incident.id, key) for key in actions],
+                now=now,
+                stale_before=now - STALE_CLAIM,
+                max_attempts=MAX_ATTEMPTS,
+            )
+            uow.commit()
+        settled = True
+        sent: list[tuple[int, str, str | None, str | None]] = []
+        failed: dict[str, Exception] = {}
+        try:
+            for key, action in actions.items():
+                claim = claims[(incident.id, key)][0]
+                if claim is Claim.EXHAUSTED:
+                    log.error(
+                        "gave up on %s for incident #%d after %d attempts",
+                        key,
+                        incident.number,
+                        MAX_ATTEMPTS,
+                    )
+                    continue
+                if claim not in (Claim.CLAIMED, Claim.RECOVERED):
+                    settled &= claim is Claim.DONE
+                    continue
+                try:
+                    channel, ts = action()
+                except ExternalServiceError as error:
+                    failed[key] = error
+                    continue
+                except Exception as error:
+                    failed[key] = error
+                    raise
+                sent.append((incident.id, key, channel, ts))
+        finally:
+            with self._uow() as uow:
+                uow.outbound.mark_many_sent(sent, now=self._clock.now())
+                for key, problem in failed.items():
+                    uow.outbound.mark_failed(incident.id, key, error=str(problem))
+                uow.commit()
+        if failed:
+            raise next(iter(failed.values()))
+        return settled
+
+
+def _checklist_key(role: Role, user_id: str) -> str:
+    return f"checklist:{role.value}:{user_id}"
 
 
 def _attempt_each(step: Callable[[T], bool], items: Iterable[T]) -> bool:
