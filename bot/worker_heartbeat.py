@@ -127,8 +127,15 @@ class WorkerHeartbeat:
         while not self._stop.wait(BEAT_INTERVAL.total_seconds()):
             try:
                 self.beat()
-                self.take_over()
             except SQLAlchemyError as error:
                 # A missed beat is not fatal; five in a row make this worker look dead,
-                # and then a survivor sends what it held (the ledger prevents duplicates).
+                # and then a survivor sends what it held (its delivery markers stop a
+                # second post of what this one had already posted).
                 log.warning("heartbeat of worker %s failed: %s", self.worker_id, error)
+                continue
+            try:
+                self.take_over()
+            except Exception:
+                # Whatever sending the orphans raised, this thread must go on beating: a
+                # live worker that stops beating has its own claims taken from it.
+                log.exception("taking over a dead worker's messages failed")

@@ -3,6 +3,7 @@ when its claims grow stale; never a live process's, and never twice in the chann
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -12,10 +13,12 @@ from freezegun.api import FrozenDateTimeFactory
 from sqlalchemy import Engine, select
 
 from bot.app import Warroom
+from bot.clock import SystemClock
 from bot.domain.incident import Incident
 from bot.domain.notifications import NotificationRecord, NotificationState
 from bot.domain.vocabulary import Audience, Severity
 from bot.emulator.server import SlackEmulator
+from bot.errors import ExternalServiceError
 from bot.services.notifications import STALE_SEND
 from bot.worker_heartbeat import DEAD_AFTER, FORGET_AFTER, WorkerHeartbeat
 from storage.models import NotificationRow, OutboundMessageRow, WorkerRow
@@ -297,3 +300,28 @@ def test_a_process_joining_a_running_one_trains_before_it_takes_work(
         assert start(third) is True  # the others signed off
     finally:
         third.close()
+
+
+def test_the_heartbeat_goes_on_when_taking_over_fails(
+    sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live worker that stopped beating would have its own sends taken from it."""
+    monkeypatch.setattr("bot.worker_heartbeat.BEAT_INTERVAL", timedelta(milliseconds=10))
+    heartbeat = WorkerHeartbeat(UnitOfWorkFactory(sqlite_engine), SystemClock())
+    failures = threading.Semaphore(0)
+
+    def broken() -> list[int]:
+        failures.release()
+        raise ExternalServiceError("Slack chat.postMessage failed: internal_error")
+
+    monkeypatch.setattr(heartbeat, "take_over", broken)
+    heartbeat.start()
+    try:
+        beats = []
+        for _ in range(3):
+            assert failures.acquire(timeout=10)
+            with sqlite_engine.connect() as connection:
+                beats.append(connection.scalar(select(WorkerRow.beat_at)))
+        assert beats[0] < beats[1] < beats[2]
+    finally:
+        heartbeat.close()
