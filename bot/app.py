@@ -211,8 +211,17 @@ def create_app(
     evidence = EvidenceService(
         uow=uow, slack=slack, audit=AuditService(uow=uow, clock=clock), clock=clock
     )
+    # This process's heartbeat: what it holds is taken over soon after it dies. It hands
+    # a dead process's messages to this one's sending threads (built below).
+    heartbeat = WorkerHeartbeat(uow, clock, on_orphans=lambda ids: communications.take_over(ids))
     war_rooms = WarRoomService(
-        uow=uow, slack=slack, renderer=renderer, config=config, clock=clock, evidence=evidence
+        uow=uow,
+        slack=slack,
+        renderer=renderer,
+        config=config,
+        clock=clock,
+        evidence=evidence,
+        holder=heartbeat.holder,
     )
     action_runner = ActionExecutor(config.containment, clock=clock)
     containment = ContainmentFlow(
@@ -245,6 +254,7 @@ def create_app(
         war_rooms=war_rooms,
         containment_lines=containment.status_lines,
         scheduler=scheduler,
+        heartbeat=heartbeat,
     )
     workflow = IncidentWorkflow(
         incidents=incidents,
@@ -397,6 +407,7 @@ def build_communications(
     war_rooms: WarRoomService,
     containment_lines: Callable[[int], list[str]],
     scheduler: BackgroundScheduler,
+    heartbeat: WorkerHeartbeat,
 ) -> Communications:
     """Stakeholder messages, reminders, legal clocks, status updates and their timers."""
     pacer = ChannelPacer(config.notifications.channel_pace)
@@ -410,10 +421,9 @@ def build_communications(
         containment_lines=containment_lines,
         on_change=war_rooms.refresh_card,
         sends_waiting=lambda: sends.busy(),
-        holder=lambda: heartbeat.holder(),
+        holder=heartbeat.holder,
     )
     sends = DeliveryQueue(notifications.fire_due)
-    heartbeat = WorkerHeartbeat(uow, clock, on_orphans=lambda ids: communications.take_over(ids))
     reminders = ReminderService(
         uow=uow, slack=slack, renderer=renderer, config=config, clock=clock, war_rooms=war_rooms
     )

@@ -109,6 +109,8 @@ class IncidentRow(Base):
     war_room_opened_at: Mapped[datetime | None]
     # Lets one worker at a time open the war room; a stale lease is taken over after a crash.
     war_room_lease_until: Mapped[datetime | None]
+    # The worker holding the lease: once it stops beating, another may finish the opening.
+    war_room_lease_by: Mapped[str | None] = mapped_column(String(40))
 
     roles: Mapped[list[RoleAssignmentRow]] = relationship(
         back_populates="incident", order_by="RoleAssignmentRow.id", lazy="selectin"

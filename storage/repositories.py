@@ -52,7 +52,7 @@ from storage.models import (
     RoleAssignmentRow,
     TimelineEventRow,
 )
-from storage.worker_repositories import ClaimHolder, abandoned
+from storage.worker_repositories import ClaimHolder, abandoned, held_by_dead
 
 
 def _insert_ignoring_conflicts(session: Session, table: Table) -> Any:
@@ -289,19 +289,33 @@ class IncidentRepository:
         row.war_room_opened_at = now
         row.war_room_lease_until = None
 
-    def take_war_room_lease(self, incident_id: int, *, now: datetime, until: datetime) -> bool:
-        """Claim the right to open the war room; False if another worker holds a live lease."""
+    def take_war_room_lease(
+        self,
+        incident_id: int,
+        *,
+        now: datetime,
+        until: datetime,
+        holder: ClaimHolder | None = None,
+    ) -> bool:
+        """Claim the right to open the war room; False if another worker holds a live lease
+        (one whose worker, when it names one, still beats)."""
+        free = or_(
+            IncidentRow.war_room_lease_until.is_(None),
+            IncidentRow.war_room_lease_until < now,
+        )
+        if holder is not None:
+            free = free | held_by_dead(IncidentRow.war_room_lease_by, holder)
         result = self._session.execute(
             update(IncidentRow)
             .where(
                 IncidentRow.id == incident_id,
                 IncidentRow.war_room_opened_at.is_(None),
-                or_(
-                    IncidentRow.war_room_lease_until.is_(None),
-                    IncidentRow.war_room_lease_until < now,
-                ),
+                free,
             )
-            .values(war_room_lease_until=until)
+            .values(
+                war_room_lease_until=until,
+                war_room_lease_by=holder.worker_id if holder is not None else None,
+            )
             .execution_options(synchronize_session=False)
         )
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]

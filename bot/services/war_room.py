@@ -25,6 +25,7 @@ from bot.slack_gateway import ChannelNameTakenError, SlackGateway
 if TYPE_CHECKING:
     from bot.services.audit import EvidenceService
     from storage.unit_of_work import UnitOfWorkFactory
+    from storage.worker_repositories import ClaimHolder
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,8 +48,12 @@ class WarRoomService:
         config: WarroomConfig,
         clock: Clock,
         evidence: EvidenceService | None = None,
+        holder: Callable[[], ClaimHolder | None] = lambda: None,
     ) -> None:
         self._uow = uow
+        # Names this process in its lease and claims, so that another finishes a war room it
+        # was opening soon after it dies (bot.worker_heartbeat); None before it beats.
+        self._holder = holder
         self._slack = slack
         self._renderer = renderer
         self._config = config
@@ -66,7 +71,7 @@ class WarRoomService:
         now = self._clock.now()
         with self._uow() as uow:
             if not uow.incidents.take_war_room_lease(
-                incident_id, now=now, until=now + WAR_ROOM_LEASE
+                incident_id, now=now, until=now + WAR_ROOM_LEASE, holder=self._holder()
             ):
                 return False
             uow.commit()
@@ -372,6 +377,7 @@ class WarRoomService:
                 now=now,
                 stale_before=now - STALE_CLAIM,
                 max_attempts=MAX_ATTEMPTS,
+                holder=self._holder(),
             )
             uow.commit()
         if claim is Claim.EXHAUSTED:
@@ -412,6 +418,7 @@ class WarRoomService:
                 now=now,
                 stale_before=now - STALE_CLAIM,
                 max_attempts=MAX_ATTEMPTS,
+                holder=self._holder(),
             )
             uow.commit()
         settled = True

@@ -325,3 +325,47 @@ def test_the_heartbeat_goes_on_when_taking_over_fails(
         assert beats[0] < beats[1] < beats[2]
     finally:
         heartbeat.close()
+
+
+def test_a_war_room_half_opened_by_a_dead_process_is_finished_once_it_is_silent(
+    emulator: SlackEmulator,
+    engine: Engine,
+    frozen: FrozenDateTimeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not 5 minutes later, when its lease runs out, nor 10, when its claims go stale."""
+    add_audience_channels(emulator)
+    first = build(emulator, engine, comms_config())
+    second = build(emulator, engine, comms_config())
+    try:
+        first.communications.heartbeat.start()
+        slack = first.workflow.war_rooms._slack
+        post = slack.post
+
+        def killed_at_the_announcement(channel: str, *args: object, **kwargs: object) -> str:
+            if channel == first.config.announce_channel:
+                raise SystemExit("killed while announcing the incident")
+            return post(channel, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(slack, "post", killed_at_the_announcement)
+        with pytest.raises(SystemExit):
+            declare_and_open(first, severity=Severity.HIGH)
+        first.communications.heartbeat.beat()
+        crash(first.communications.heartbeat)
+        announce = first.config.announce_channel
+        assert announce is not None and not emulator.state.messages(announce)
+        war_rooms = [c for c in emulator.calls("conversations.create") if c.ok]
+        assert len(war_rooms) == 1
+
+        second.communications.heartbeat.start()
+        frozen.tick(DEAD_AFTER / 2)
+        assert second.workflow.war_rooms.open_pending_war_rooms() == 0  # leased, still alive
+        frozen.tick(DEAD_AFTER)
+        assert second.workflow.war_rooms.open_pending_war_rooms() == 1
+        assert len(emulator.state.messages(announce)) == 1
+        assert len([c for c in emulator.calls("conversations.create") if c.ok]) == 1
+        with UnitOfWorkFactory(engine)(read_only=True) as uow:
+            assert uow.incidents.list_without_war_room() == []
+    finally:
+        second.close()
+        first.close()

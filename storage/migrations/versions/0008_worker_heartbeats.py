@@ -1,4 +1,5 @@
-"""workers, and who holds each claim: a dead process's sends are taken over in seconds
+"""workers, and who holds each claim and war-room lease: a dead process's work is taken
+over in seconds
 
 Revision ID: 0008
 Revises: 0007
@@ -32,9 +33,13 @@ def upgrade() -> None:
     for table in ("notifications", "outbound_messages"):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.add_column(sa.Column("claimed_by", sa.String(length=40), nullable=True))
+    with op.batch_alter_table("incidents", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("war_room_lease_by", sa.String(length=40), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("incidents", schema=None) as batch_op:
+        batch_op.drop_column("war_room_lease_by")
     for table in ("notifications", "outbound_messages"):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.drop_column("claimed_by")
