@@ -85,8 +85,8 @@ class WorkerHeartbeat:
         self._thread.start()
 
     def close(self) -> None:
-        """Stop beating and say so: call after this process's sends have settled, so that
-        nothing it claimed is left to wait for staleness."""
+        """Stop beating and say so: what this process still holds (a send that outlasted
+        the stop) is another's at its next beat."""
         thread, self._thread = self._thread, None
         if thread is None:
             return
@@ -95,7 +95,9 @@ class WorkerHeartbeat:
         self._beating = False
         try:
             with self._uow() as uow:
-                uow.workers.forget(self.worker_id)
+                # A beat older than any live worker's, dead to every clock that agrees
+                # with ours within DEAD_AFTER.
+                uow.workers.sign_off(self.worker_id, dead_since=self._clock.now() - DEAD_AFTER * 2)
                 uow.commit()
         except SQLAlchemyError as error:
             log.warning("could not sign worker %s off: %s", self.worker_id, error)

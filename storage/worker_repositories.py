@@ -67,9 +67,16 @@ class WorkerRepository:
             self._session.add(WorkerRow(id=worker_id, host=host, started_at=now, beat_at=now))
             self._session.flush()
 
-    def forget(self, worker_id: str) -> None:
-        """A worker that stopped cleanly: it holds nothing any more."""
-        self._session.execute(delete(WorkerRow).where(WorkerRow.id == worker_id))
+    def sign_off(self, worker_id: str, *, dead_since: datetime) -> None:
+        """A worker that stopped: dead from now on for everyone. Its row stays (pruned with
+        the long dead), so that whatever it still held when it stopped, if a send outlasted
+        the stop, is taken over at the next beat of a live worker rather than when stale."""
+        self._session.execute(
+            update(WorkerRow)
+            .where(WorkerRow.id == worker_id)
+            .values(beat_at=dead_since)
+            .execution_options(synchronize_session=False)
+        )
 
     def prune(self, *, silent_since: datetime) -> int:
         """Forget workers dead for so long that every claim they held is stale anyway."""

@@ -245,7 +245,9 @@ def test_claims_are_taken_from_silent_workers_only(
 def test_a_clean_stop_signs_the_worker_off_and_long_dead_ones_are_forgotten(
     engine: Engine, emulator: SlackEmulator, frozen: FrozenDateTimeFactory
 ) -> None:
+    add_audience_channels(emulator)
     app = build(emulator, engine, comms_config())
+    survivor = build(emulator, engine, comms_config())
     try:
         with UnitOfWorkFactory(engine)() as unit:
             unit.workers.beat("long-gone", host="h", now=T0 - FORGET_AFTER - timedelta(hours=1))
@@ -254,10 +256,29 @@ def test_a_clean_stop_signs_the_worker_off_and_long_dead_ones_are_forgotten(
         app.communications.start()
         holder = app.communications.heartbeat.holder()
         assert holder is not None and holder.dead_before == T0 - DEAD_AFTER
-        assert _workers(engine) == [app.communications.heartbeat.worker_id]
+        stopping = app.communications.heartbeat.worker_id
+        assert _workers(engine) == [stopping]  # the long dead one was forgotten
+        incident = declare_and_open(app, severity=Severity.HIGH, public_facing=True)
+        frozen.move_to(T0 + timedelta(minutes=15))
+        # A send that outlasts the stop (here: claimed, and never finished).
+        pr = planned(engine, incident.id)[Audience.PR_TEAM]
+        with UnitOfWorkFactory(engine)() as unit:
+            assert unit.notifications.claim(
+                pr.id, now=T0 + timedelta(minutes=15), stale_before=T0, holder=holder
+            )
+            unit.commit()
     finally:
         app.close()
-    assert _workers(engine) == []
+    try:
+        assert _workers(engine) == [stopping]
+        survivor.communications.heartbeat.start()
+        assert not survivor.communications.heartbeat.others_alive()
+        # Dead at once: the survivor's next beat sends what the stopped process held.
+        assert survivor.communications.heartbeat.take_over() == [pr.id]
+        assert len(audience_posts(emulator, Audience.PR_TEAM)) == 1
+        assert planned(engine, incident.id)[Audience.PR_TEAM].state is NotificationState.SENT
+    finally:
+        survivor.close()
 
 
 def _workers(engine: Engine) -> list[str]:
