@@ -1068,6 +1068,10 @@ class AuditRepository:
             )
             heads[note.incident_id] = entry
             entries.append(entry)
+        # Inserted in (incident, seq) order: two batches that extend the same chains then
+        # wait for each other in one order (PostgreSQL waits on the unique key), never in a
+        # cycle, which PostgreSQL ends as a deadlock.
+        entries.sort(key=lambda entry: (entry.incident_id, entry.seq))
         try:
             with self._session.begin_nested():
                 self._session.execute(
@@ -1087,7 +1091,7 @@ class AuditRepository:
                     ],
                 )
         except IntegrityError:
-            for note in notes:
+            for note in sorted(notes, key=lambda note: note.incident_id):
                 self.append(
                     note.incident_id,
                     actor=note.actor,

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.exc import OperationalError
+
 from bot.audience_messages import AudienceFacts, redact_message, render_audience_message
 from bot.clock import Clock
 from bot.config import WarroomConfig
@@ -51,6 +53,8 @@ MAX_SEND_ATTEMPTS = 10
 MESSAGE_OWNERS = (Role.COMMUNICATIONS_LEAD, Role.INCIDENT_COMMANDER)
 # Due messages sent with one claim and one settle transaction.
 SEND_BATCH = 32
+# Tries at recording a batch's posts (each a whole transaction) before giving up.
+SETTLE_ATTEMPTS = 3
 # Posts of a batch in flight to Slack at once.
 POST_THREADS = 32
 # While timed messages wait to be sent, drafts and cards are redrawn after them, but no
@@ -356,6 +360,25 @@ class NotificationService:
             if record.state is _N.ESCALATED or record.outcome is not None:
                 outcome = record.outcome or outcome
             outcomes[record.id] = outcome
+        for attempt in range(1, SETTLE_ATTEMPTS + 1):
+            try:
+                return self._record_sent(posts, outcomes, now=now, by=by)
+            except OperationalError as error:
+                # The posts are in Slack: recording them must outlast a deadlock or a
+                # dropped connection (PostgreSQL picks a victim among crossing writers).
+                if attempt == SETTLE_ATTEMPTS:
+                    raise
+                log.warning("recording %d sends failed (%s); trying again", len(posts), error)
+        raise AssertionError("unreachable")
+
+    def _record_sent(
+        self,
+        posts: Sequence[_Posted],
+        outcomes: dict[int, DeadlineOutcome],
+        *,
+        now: datetime,
+        by: str,
+    ) -> dict[int, NotificationRecord]:
         with self._uow() as uow:
             uow.outbound.mark_many_sent(
                 [

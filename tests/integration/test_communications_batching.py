@@ -13,6 +13,7 @@ import pytest
 from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
 from sqlalchemy import Engine, event
+from sqlalchemy.exc import OperationalError
 
 from bot.app import Warroom
 from bot.domain.notifications import NotificationRecord, NotificationState
@@ -272,3 +273,33 @@ def test_an_unexpected_failure_of_one_post_does_not_hold_back_the_rest_of_its_ba
     for incident in incidents:
         assert {row.state for row in planned(app, incident.id)} == {NotificationState.SENT}
     assert len(audience_posts(emulator, A.PR_TEAM)) == len(incidents)
+
+
+def test_a_batch_whose_record_is_refused_once_is_recorded_on_the_next_try(
+    app: Warroom,
+    emulator: SlackEmulator,
+    frozen: FrozenDateTimeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The posts are in Slack when a deadlock (PostgreSQL picks a victim) or a dropped
+    connection refuses their record: recording is tried again rather than leaving the rows
+    claimed until their claims go stale."""
+    incident = declare_and_open(app, severity=Severity.HIGH, public_facing=True)
+    frozen.move_to(T0 + timedelta(minutes=15))
+    service = app.communications.notifications
+    record_sent = service._record_sent
+    refusals: list[int] = []
+
+    def refused_once(*args: Any, **kwargs: Any) -> Any:
+        if not refusals:
+            refusals.append(1)
+            raise OperationalError("UPDATE notifications ...", {}, Exception("deadlock detected"))
+        return record_sent(*args, **kwargs)
+
+    monkeypatch.setattr(service, "_record_sent", refused_once)
+    due = service.due_now()
+    assert service.fire_due(due) == len(due) >= 1
+    assert refusals == [1]
+    rows = {row.id: row for row in planned(app, incident.id)}
+    assert all(rows[i].state is NotificationState.SENT for i in due)
+    assert len(audience_posts(emulator, Audience.PR_TEAM)) == 1
