@@ -69,6 +69,10 @@ def test_a_second_replica_does_not_open_the_same_war_room_twice(
         served.slack.command("declare high Two replicas")
         served.wait_for(lambda: served.app.workflow.incidents.list_open())
         incident = served.app.workflow.incidents.list_open()[0]
+        # Once the first replica is opening (it leases the war room before it creates the
+        # channel), the second finds it taken; had the second come first, it would have
+        # opened it instead, and the first would have found it taken.
+        served.wait_for(lambda: emulator.calls("conversations.create"))
         replica.workflow.war_rooms.open_pending_war_rooms()
         served.wait_for(
             lambda: served.app.workflow.incidents.get(incident.id).war_room_opened_at is not None
