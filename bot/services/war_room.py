@@ -381,12 +381,7 @@ class WarRoomService:
             )
             uow.commit()
         if claim is Claim.EXHAUSTED:
-            log.error(
-                "gave up on %s for incident #%d after %d attempts",
-                key,
-                incident.number,
-                MAX_ATTEMPTS,
-            )
+            _gave_up(incident, key)
             return True
         if claim not in (Claim.CLAIMED, Claim.RECOVERED):
             return claim is Claim.DONE
@@ -428,12 +423,7 @@ class WarRoomService:
             for key, action in actions.items():
                 claim = claims[(incident.id, key)][0]
                 if claim is Claim.EXHAUSTED:
-                    log.error(
-                        "gave up on %s for incident #%d after %d attempts",
-                        key,
-                        incident.number,
-                        MAX_ATTEMPTS,
-                    )
+                    _gave_up(incident, key)
                     continue
                 if claim not in (Claim.CLAIMED, Claim.RECOVERED):
                     settled &= claim is Claim.DONE
@@ -456,6 +446,12 @@ class WarRoomService:
         if failed:
             raise next(iter(failed.values()))
         return settled
+
+
+def _gave_up(incident: Incident, key: str) -> None:
+    log.error(
+        "gave up on %s for incident #%d after %d attempts", key, incident.number, MAX_ATTEMPTS
+    )
 
 
 def _checklist_key(role: Role, user_id: str) -> str:
