@@ -57,10 +57,6 @@ class WorkerHeartbeat:
         self._thread: threading.Thread | None = None
         self._beating = False
 
-    @property
-    def beating(self) -> bool:
-        return self._beating
-
     def holder(self) -> ClaimHolder | None:
         """Who claims, for repositories: None until this process beats, so that nobody
         could take a claim it makes for a worker that never said it was alive."""

@@ -25,7 +25,7 @@ from bot.domain.reminders import PlannedReminder, Reminder, ReminderKind, Remind
 from bot.domain.vocabulary import Audience, NotificationTier, RegulatoryRegime
 from storage.models import NotificationRow, RegulatoryClockRow, ReminderRow
 from storage.repositories import insert_unless_taken
-from storage.worker_repositories import ClaimHolder, abandoned, held_by_dead
+from storage.worker_repositories import ClaimHolder, abandoned, claimant, held_by_dead
 
 _N = NotificationState
 
@@ -56,12 +56,7 @@ def _record(row: NotificationRow) -> NotificationRecord:
 
 
 def _abandoned(stale_before: datetime, holder: ClaimHolder | None) -> ColumnElement[bool]:
-    return abandoned(
-        NotificationRow.claimed_at,
-        NotificationRow.claimed_by,
-        stale_before=stale_before,
-        holder=holder,
-    )
+    return abandoned(NotificationRow.claimed_at < stale_before, NotificationRow.claimed_by, holder)
 
 
 class NotificationRepository:
@@ -234,7 +229,7 @@ class NotificationRepository:
             .values(
                 state=_N.SENDING.value,
                 claimed_at=now,
-                claimed_by=holder.worker_id if holder is not None else None,
+                claimed_by=claimant(holder),
                 attempts=NotificationRow.attempts + 1,
             )
             .returning(NotificationRow.id)

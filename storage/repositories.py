@@ -52,7 +52,7 @@ from storage.models import (
     RoleAssignmentRow,
     TimelineEventRow,
 )
-from storage.worker_repositories import ClaimHolder, abandoned, held_by_dead
+from storage.worker_repositories import ClaimHolder, abandoned, claimant
 
 
 def _insert_ignoring_conflicts(session: Session, table: Table) -> Any:
@@ -299,12 +299,14 @@ class IncidentRepository:
     ) -> bool:
         """Claim the right to open the war room; False if another worker holds a live lease
         (one whose worker, when it names one, still beats)."""
-        free = or_(
-            IncidentRow.war_room_lease_until.is_(None),
-            IncidentRow.war_room_lease_until < now,
+        free = abandoned(
+            or_(
+                IncidentRow.war_room_lease_until.is_(None),
+                IncidentRow.war_room_lease_until < now,
+            ),
+            IncidentRow.war_room_lease_by,
+            holder,
         )
-        if holder is not None:
-            free = free | held_by_dead(IncidentRow.war_room_lease_by, holder)
         result = self._session.execute(
             update(IncidentRow)
             .where(
@@ -314,7 +316,7 @@ class IncidentRepository:
             )
             .values(
                 war_room_lease_until=until,
-                war_room_lease_by=holder.worker_id if holder is not None else None,
+                war_room_lease_by=claimant(holder),
             )
             .execution_options(synchronize_session=False)
         )
@@ -447,7 +449,7 @@ class OutboundMessageRepository:
         holder: ClaimHolder | None = None,
     ) -> Claim:
         """Whether this caller may perform the side effect named `key` now, and if not, why."""
-        by = holder.worker_id if holder is not None else None
+        by = claimant(holder)
         # One statement, no savepoint; RETURNING says whether the row went in (psycopg's
         # rowcount is -1 for it).
         first = (
@@ -470,10 +472,9 @@ class OutboundMessageRepository:
             (
                 (OutboundMessageRow.state == self.CLAIMED)
                 & abandoned(
-                    OutboundMessageRow.claimed_at,
+                    OutboundMessageRow.claimed_at < stale_before,
                     OutboundMessageRow.claimed_by,
-                    stale_before=stale_before,
-                    holder=holder,
+                    holder,
                 ),
                 Claim.RECOVERED,
             ),
@@ -547,7 +548,7 @@ class OutboundMessageRepository:
                         "state": self.CLAIMED,
                         "attempts": 1,
                         "claimed_at": now,
-                        "claimed_by": holder.worker_id if holder is not None else None,
+                        "claimed_by": claimant(holder),
                     }
                     for incident_id, key in unseen
                 ]

@@ -25,19 +25,21 @@ class ClaimHolder:
 
 
 def abandoned(
-    claimed_at: InstrumentedAttribute[Any],
+    expired: ColumnElement[bool],
     claimed_by: InstrumentedAttribute[Any],
-    *,
-    stale_before: datetime,
     holder: ClaimHolder | None,
 ) -> ColumnElement[bool]:
-    """The condition under which a held claim may be taken over: it is stale, or the worker
-    that holds it stopped beating. Never the claimant's own claims by the second rule: a
-    worker that is late with its own beat is not dead to itself."""
-    stale: ColumnElement[bool] = claimed_at < stale_before
+    """The condition under which a held claim (or lease) may be taken over: it has
+    `expired`, or the worker that holds it stopped beating. Never the claimant's own claims
+    by the second rule: a worker that is late with its own beat is not dead to itself."""
     if holder is None:
-        return stale
-    return stale | held_by_dead(claimed_by, holder)
+        return expired
+    return expired | held_by_dead(claimed_by, holder)
+
+
+def claimant(holder: ClaimHolder | None) -> str | None:
+    """What a claim records as its holder (nobody, for a process that does not beat)."""
+    return holder.worker_id if holder is not None else None
 
 
 def held_by_dead(

@@ -156,13 +156,8 @@ class AlertService:
     ) -> None:
         """Attach the group's unseen alerts (keyed by dedup key) or declare for them."""
         new, keys = list(fresh.values()), list(fresh)
-        outcome.groups.append(group.id)
-        firing = [a for a in new if a.status is AlertStatus.FIRING]
-        resolved = len(new) - len(firing)
-        state, severity = group.incident_state, group.incident_severity
-        if group.incident_id is not None and state is not None and state.is_open:
-            assert severity is not None
-            incident_id = group.incident_id
+
+        def add_alerts(incident_id: int | None) -> None:
             uow.alerts.add_alerts(
                 new,
                 delivery_id=delivery_id,
@@ -171,6 +166,15 @@ class AlertService:
                 now=now,
                 dedup_keys=keys,
             )
+
+        outcome.groups.append(group.id)
+        firing = [a for a in new if a.status is AlertStatus.FIRING]
+        resolved = len(new) - len(firing)
+        state, severity = group.incident_state, group.incident_severity
+        if group.incident_id is not None and state is not None and state.is_open:
+            assert severity is not None
+            incident_id = group.incident_id
+            add_alerts(incident_id)
             uow.alerts.update_group(
                 group.id,
                 now=now,
@@ -192,26 +196,12 @@ class AlertService:
             return
         if not firing:
             # A resolved alert for a group without an open incident is evidence, nothing more.
-            uow.alerts.add_alerts(
-                new,
-                delivery_id=delivery_id,
-                group_id=group.id,
-                incident_id=None,
-                now=now,
-                dedup_keys=keys,
-            )
+            add_alerts(None)
             uow.alerts.update_group(group.id, now=now, added=len(new))
             return
         result = self._incidents.declare_in(uow, _declaration(group, firing))
         incident_id = result.incident.id
-        uow.alerts.add_alerts(
-            new,
-            delivery_id=delivery_id,
-            group_id=group.id,
-            incident_id=incident_id,
-            now=now,
-            dedup_keys=keys,
-        )
+        add_alerts(incident_id)
         uow.alerts.update_group(
             group.id, now=now, added=len(new), incident_id=incident_id, new_generation=True
         )

@@ -54,7 +54,8 @@ class Communications:
             self.sends.submit(notification_id)
 
     def close(self) -> None:
-        """Finish the sends in hand, then stop beating: nothing is left claimed."""
+        """Finish the sends in hand, then stop beating: whatever outlasted the stop is
+        another process's to send at once."""
         self.sends.close()
         self.notifications.drafts.close()
         self.notifications.close()
@@ -63,8 +64,7 @@ class Communications:
     def take_over(self, notification_ids: list[int]) -> None:
         """Messages a dead worker was sending: to this process's sending threads."""
         for notification_id in notification_ids:
-            if not self.sends.submit(notification_id):
-                self.notifications.fire(notification_id)
+            self.fire_notification(notification_id)
 
     def fire_notification(self, notification_id: int) -> object:
         """A message's timer: queue it for the sending threads, or send it now."""

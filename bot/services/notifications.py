@@ -360,16 +360,14 @@ class NotificationService:
             if record.state is _N.ESCALATED or record.outcome is not None:
                 outcome = record.outcome or outcome
             outcomes[record.id] = outcome
-        for attempt in range(1, SETTLE_ATTEMPTS + 1):
+        for _ in range(SETTLE_ATTEMPTS - 1):
             try:
                 return self._record_sent(posts, outcomes, now=now, by=by)
             except OperationalError as error:
                 # The posts are in Slack: recording them must outlast a deadlock or a
                 # dropped connection (PostgreSQL picks a victim among crossing writers).
-                if attempt == SETTLE_ATTEMPTS:
-                    raise
                 log.warning("recording %d sends failed (%s); trying again", len(posts), error)
-        raise AssertionError("unreachable")
+        return self._record_sent(posts, outcomes, now=now, by=by)
 
     def _record_sent(
         self,

@@ -369,43 +369,12 @@ class WarRoomService:
     def _once(self, incident: Incident, key: str, action: Callable[[], object]) -> bool:
         """Make a side effect unless it was made already. True when it is settled (made now,
         made before, or given up after MAX_ATTEMPTS); False while another worker holds it."""
-        now = self._clock.now()
-        with self._uow() as uow:
-            claim = uow.outbound.claim(
-                incident.id,
-                key,
-                now=now,
-                stale_before=now - STALE_CLAIM,
-                max_attempts=MAX_ATTEMPTS,
-                holder=self._holder(),
-            )
-            uow.commit()
-        if claim is Claim.EXHAUSTED:
-            _gave_up(incident, key)
-            return True
-        if claim not in (Claim.CLAIMED, Claim.RECOVERED):
-            return claim is Claim.DONE
-        try:
-            result = action()
-        except Exception as error:
-            with self._uow() as uow:
-                uow.outbound.mark_failed(incident.id, key, error=str(error))
-                uow.commit()
-            raise
-        channel, ts = result if isinstance(result, tuple) else (incident.channel_id, None)
-        with self._uow() as uow:
-            uow.outbound.mark_sent(
-                incident.id, key, now=self._clock.now(), channel_id=channel, ts=ts
-            )
-            uow.commit()
-        return True
+        return self._once_each(incident, {key: action})
 
-    def _once_each(
-        self, incident: Incident, actions: dict[str, Callable[[], tuple[str, str]]]
-    ) -> bool:
-        """`_once` for several side effects (each returning its channel and ts): one claim
-        transaction, the actions in order (each tried even when another fails), one record.
-        Raises the first Slack failure after recording the rest."""
+    def _once_each(self, incident: Incident, actions: dict[str, Callable[[], object]]) -> bool:
+        """`_once` for several side effects: one claim transaction, the actions in order
+        (each tried even when another fails), one record. An action that posts returns its
+        channel and ts. Raises the first Slack failure after recording the rest."""
         now = self._clock.now()
         with self._uow() as uow:
             claims = uow.outbound.claim_many(
@@ -429,13 +398,14 @@ class WarRoomService:
                     settled &= claim is Claim.DONE
                     continue
                 try:
-                    channel, ts = action()
+                    result = action()
                 except ExternalServiceError as error:
                     failed[key] = error
                     continue
                 except Exception as error:
                     failed[key] = error
                     raise
+                channel, ts = result if isinstance(result, tuple) else (incident.channel_id, None)
                 sent.append((incident.id, key, channel, ts))
         finally:
             with self._uow() as uow:
