@@ -499,9 +499,18 @@ def wait_for_war_rooms(engine: Engine, expected: int) -> tuple[int, float]:
     return opened, time.monotonic() - began
 
 
-def last_war_room_at(engine: Engine) -> datetime | None:
+def war_rooms_opened_between(engine: Engine) -> tuple[datetime | None, datetime | None]:
+    """When the first and the last war room finished opening."""
     with engine.connect() as connection:
-        value: datetime | None = connection.scalar(select(func.max(IncidentRow.war_room_opened_at)))
+        first, last = connection.execute(
+            select(
+                func.min(IncidentRow.war_room_opened_at), func.max(IncidentRow.war_room_opened_at)
+            )
+        ).one()
+    return _utc(first), _utc(last)
+
+
+def _utc(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value
@@ -643,7 +652,8 @@ def main(argv: list[str] | None = None) -> int:
             load_end = warroom_load.started_at + warroom_load.wall_s
             opened, waited = wait_for_war_rooms(warroom_engine, args.groups)
             during = opened_by(warroom_engine, load_end)
-            last = last_war_room_at(warroom_engine)
+            first, last = war_rooms_opened_between(warroom_engine)
+            transactions = warroom.alerts.batches_written
             counts = warroom_counts(warroom_engine)
             bare_rows = bare_count(bare_engine)
         finally:
@@ -665,13 +675,17 @@ def main(argv: list[str] | None = None) -> int:
         f"warroom database: {counts.incidents} incidents, {counts.alerts} alerts, "
         f"{counts.deliveries} deliveries, {counts.war_rooms} war rooms opened"
     )
-    if last is not None:
-        since_start = last.timestamp() - warroom_load.started_at
-        since_end = last.timestamp() - load_end
+    print(
+        f"warroom recorded the {len(deliveries)} deliveries in {transactions} transactions "
+        f"({len(deliveries) / max(transactions, 1):.1f} deliveries each)"
+    )
+    if first is not None and last is not None:
         print(
             f"war rooms: {during}/{args.groups} opened by the last answer; "
-            f"{opened}/{args.groups} after {waited:.1f} s more; the last opened "
-            f"{since_start:.1f} s after the first delivery ({since_end:+.1f} s after the last)"
+            f"{opened}/{args.groups} after {waited:.1f} s more; the first opened "
+            f"{first.timestamp() - warroom_load.started_at:.1f} s after the first delivery, "
+            f"the last {last.timestamp() - warroom_load.started_at:.1f} s after "
+            f"({last.timestamp() - load_end:+.1f} s after the last answer)"
         )
     calls = ", ".join(f"{method} {n}" for method, n in slack_calls.most_common(6))
     print(

@@ -154,9 +154,9 @@ def parse_payload(source: IncidentSource, body: Any, *, now: datetime) -> list[A
     """The alerts in a webhook body; PayloadError names the first bad field."""
     try:
         if source is IncidentSource.ALERTMANAGER:
-            return _prometheus_alerts(source, AlertmanagerPayload.model_validate(body))
+            return _prometheus_alerts(source, AlertmanagerPayload.model_validate(body), body)
         if source is IncidentSource.GRAFANA:
-            return _prometheus_alerts(source, GrafanaPayload.model_validate(body))
+            return _prometheus_alerts(source, GrafanaPayload.model_validate(body), body)
         if source is IncidentSource.GENERIC_WEBHOOK:
             return [_generic_alert(GenericAlert.model_validate(body), body, now=now)]
     except ValidationError as error:
@@ -164,14 +164,18 @@ def parse_payload(source: IncidentSource, body: Any, *, now: datetime) -> list[A
     raise ValueError(f"no payload parser for {source}")
 
 
-def _prometheus_alerts(source: IncidentSource, payload: AlertmanagerPayload) -> list[Alert]:
+def _prometheus_alerts(
+    source: IncidentSource, payload: AlertmanagerPayload, body: dict[str, Any]
+) -> list[Alert]:
+    """The payload's alerts; each keeps its JSON as received (`body`, which validated as
+    `payload`), next to the group's."""
     group = payload.group_key or stable_hash(
         payload.receiver, *sorted(f"{k}={v}" for k, v in payload.group_labels.items())
     )
     common_labels, common_notes = payload.common_labels, payload.common_annotations
-    raw_common = payload.model_dump(mode="json", by_alias=True, exclude={"alerts"})
+    raw_common = {key: value for key, value in body.items() if key != "alerts"}
     alerts = []
-    for item in payload.alerts:
+    for item, raw_item in zip(payload.alerts, body["alerts"], strict=True):
         labels = {**common_labels, **item.labels}
         notes = {**common_notes, **item.annotations}
         title = (
@@ -199,7 +203,7 @@ def _prometheus_alerts(source: IncidentSource, payload: AlertmanagerPayload) -> 
                 systems=tuple(s for s in (labels.get("service"),) if s),
                 link=item.generator_url or item.dashboard_url,
                 metrics={k: v for k, v in (item.values or {}).items() if v is not None},
-                raw={"alert": item.model_dump(mode="json", by_alias=True), "group": raw_common},
+                raw={"alert": raw_item, "group": raw_common},
             )
         )
     return alerts

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from bot.alert_follow_ups import AlertFollowUps
 from bot.classifier import build_classifier
 from bot.clock import Clock, SystemClock
 from bot.config import WarroomConfig
@@ -98,6 +99,7 @@ class Warroom:
     # Other connection pools to close with the app (recovery's HTTP client…).
     closers: list[Callable[[], None]] = field(default_factory=list)
     drills: DrillService | None = None
+    alert_follow_ups: AlertFollowUps | None = None
 
     def __post_init__(self) -> None:
         # Fixed job ids: a restart replaces the jobs rather than adding copies.
@@ -358,6 +360,7 @@ def create_app(
     )
     slack_drills.register(bolt, workflow, drills)
     add_sweep(scheduler, DRILL_JOB_ID, drills.play_due, DRILL_INTERVAL)
+    alert_follow_ups = AlertFollowUps(alerts.follow_up, ingest_quiet_for=alerts.ingest_quiet_for)
     webhook_token = (
         settings.warroom_webhook_token.get_secret_value()
         if settings.warroom_webhook_token
@@ -375,6 +378,7 @@ def create_app(
             alerts=alerts,
             anomalies=anomalies,
             now=clock.now,
+            follow_up=alert_follow_ups.submit,
             on_delivery=metrics.count_alerts,
         ),
         middleware=[Middleware(RequestContext, traffic=traffic)],
@@ -392,8 +396,9 @@ def create_app(
         classifier=classifier,
         action_runner=action_runner,
         scheduler=scheduler,
-        closers=[recovery_runner.close],
+        closers=[alert_follow_ups.close, recovery_runner.close],
         drills=drills,
+        alert_follow_ups=alert_follow_ups,
     )
 
 

@@ -152,14 +152,20 @@ class SklearnTextModel:
 
     def rank(self, text: str) -> list[tuple[IncidentType, float]]:
         """Every type with its probability, best first; empty for empty or off-topic text."""
-        if not text.strip() or not self.knows(text):
-            return []
-        probabilities = self._pipeline.predict_proba([text])[0]
-        ranked = sorted(
-            zip(self._classes, (float(p) for p in probabilities), strict=True),
-            key=lambda pair: -pair[1],
-        )
-        return ranked
+        return self.rank_many([text])[0]
+
+    def rank_many(self, texts: Sequence[str]) -> list[list[tuple[IncidentType, float]]]:
+        """`rank` of each text, with one pass of the pipeline for all of them."""
+        readable = [text for text in texts if text.strip() and self.knows(text)]
+        rows = self._pipeline.predict_proba(readable) if readable else []
+        rankings = {
+            text: sorted(
+                zip(self._classes, (float(p) for p in probabilities), strict=True),
+                key=lambda pair: -pair[1],
+            )
+            for text, probabilities in zip(readable, rows, strict=True)
+        }
+        return [list(rankings.get(text, [])) for text in texts]
 
     def predict(self, texts: Sequence[str]) -> list[IncidentType]:
         """The most likely type of each text, ignoring confidence."""
@@ -196,9 +202,13 @@ class LazyTextModel:
 
     def rank(self, text: str) -> list[tuple[IncidentType, float]]:
         """Every type with its probability, best first (training first if needed)."""
-        if not text.strip():
-            return []
-        return self.model().rank(text)
+        return self.rank_many([text])[0]
+
+    def rank_many(self, texts: Sequence[str]) -> list[list[tuple[IncidentType, float]]]:
+        """`rank` of each text (training first if needed)."""
+        if not any(text.strip() for text in texts):
+            return [[] for _ in texts]
+        return self.model().rank_many(texts)
 
     def prepare(self) -> None:
         """Train now rather than on the first ranking."""

@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -22,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 from bot.alert_payloads import PayloadError, generic_alert_schema, parse_payload
 from bot.domain.anomaly import SampleError, parse_samples
 from bot.domain.vocabulary import IncidentSource
-from bot.errors import ExternalServiceError, StorageUnavailableError
+from bot.errors import StorageUnavailableError
 from bot.services.alerts import AlertService, Ingested
 from bot.services.anomalies import AnomalyService
 
@@ -57,9 +56,11 @@ def build_webhook_routes(
     alerts: AlertService,
     anomalies: AnomalyService,
     now: Callable[[], datetime],
+    follow_up: Callable[[Ingested], None],
     on_delivery: Callable[[IncidentSource, Ingested], None] | None = None,
 ) -> list[BaseRoute]:
-    """The webhook routes; without a token they answer 503 and accept nothing."""
+    """The webhook routes; without a token they answer 503 and accept nothing. `follow_up`
+    takes each recorded delivery's Slack work (it must not block)."""
 
     def authorised(request: Request) -> Response | None:
         if token is None:
@@ -70,13 +71,6 @@ def build_webhook_routes(
         ):
             return _error(401, "missing or wrong bearer token")
         return None
-
-    def follow_up(outcome: Ingested) -> None:
-        try:
-            alerts.follow_up(outcome)
-        except ExternalServiceError as error:
-            # The alerts are stored; the sweep reopens war rooms and re-sends summaries.
-            log.warning("Slack follow-up of a delivery failed: %s", error)
 
     async def read_json(request: Request) -> Any:
         """The authorised, bounded, parsed body; or the Response that refuses it."""
@@ -105,7 +99,6 @@ def build_webhook_routes(
                 "incidents_declared": len(outcome.declared),
             },
             status_code=202,
-            background=BackgroundTask(follow_up, outcome),
         )
 
     def parse_and_ingest(source: IncidentSource, body: Any) -> Ingested:
@@ -124,6 +117,7 @@ def build_webhook_routes(
             except StorageUnavailableError as error:
                 log.error("database unavailable for a %s delivery: %s", source.value, error)
                 return _error(503, "database unavailable; retry later")
+            follow_up(outcome)
             if on_delivery is not None:
                 on_delivery(source, outcome)
             return accepted(outcome)
@@ -143,6 +137,7 @@ def build_webhook_routes(
         except StorageUnavailableError as error:
             log.error("database unavailable for metric samples: %s", error)
             return _error(503, "database unavailable; retry later")
+        follow_up(observed.alerts)
         if on_delivery is not None:
             on_delivery(IncidentSource.ANOMALY_DETECTOR, observed.alerts)
         return accepted(

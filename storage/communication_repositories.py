@@ -24,10 +24,12 @@ from bot.domain.notifications import (
 from bot.domain.reminders import PlannedReminder, Reminder, ReminderKind, ReminderState
 from bot.domain.vocabulary import Audience, NotificationTier, RegulatoryRegime
 from storage.models import NotificationRow, RegulatoryClockRow, ReminderRow
-from storage.repositories import insert_unless_taken
+from storage.repositories import insert_ignoring_conflicts, insert_unless_taken
 from storage.worker_repositories import ClaimHolder, abandoned, claimant, held_by_dead
 
 _N = NotificationState
+_NOTIFICATIONS_TABLE = cast(Table, NotificationRow.__table__)
+_REMINDERS_TABLE = cast(Table, ReminderRow.__table__)
 
 
 def _won(result: Any) -> bool:
@@ -65,23 +67,25 @@ class NotificationRepository:
 
     def add_planned(
         self, incident_id: int, planned: Sequence[PlannedMessage], *, now: datetime
-    ) -> list[int]:
-        """Insert the planned messages not already recorded; the ids of those inserted."""
-        added: list[int] = []
-        for message in planned:
-            row = NotificationRow(
-                incident_id=incident_id,
-                audience=message.audience.value,
-                tier=message.tier.value,
-                state=_N.PENDING.value,
-                due_at=message.due_at,
-                created_at=now,
-                reason=message.reason,
-                attempts=0,
-            )
-            if insert_unless_taken(self._session, row):
-                added.append(row.id)
-        return added
+    ) -> None:
+        """Insert the planned messages not already recorded (one per audience and tier)."""
+        insert_ignoring_conflicts(
+            self._session,
+            _NOTIFICATIONS_TABLE,
+            [
+                {
+                    "incident_id": incident_id,
+                    "audience": message.audience.value,
+                    "tier": message.tier.value,
+                    "state": _N.PENDING.value,
+                    "due_at": message.due_at,
+                    "created_at": now,
+                    "reason": message.reason,
+                    "attempts": 0,
+                }
+                for message in planned
+            ],
+        )
 
     def record_sent(
         self,
@@ -432,17 +436,23 @@ class ReminderRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    def add(self, incident_id: int, planned: PlannedReminder) -> int | None:
-        """Insert the reminder unless its key is taken; its id when inserted."""
-        row = ReminderRow(
-            incident_id=incident_id,
-            kind=planned.kind.value,
-            key=planned.key,
-            state=ReminderState.PENDING.value,
-            due_at=planned.due_at,
-            data=planned.data,
+    def add(self, incident_id: int, *planned: PlannedReminder) -> None:
+        """Insert the reminders whose keys are free, in one statement."""
+        insert_ignoring_conflicts(
+            self._session,
+            _REMINDERS_TABLE,
+            [
+                {
+                    "incident_id": incident_id,
+                    "kind": reminder.kind.value,
+                    "key": reminder.key,
+                    "state": ReminderState.PENDING.value,
+                    "due_at": reminder.due_at,
+                    "data": reminder.data,
+                }
+                for reminder in planned
+            ],
         )
-        return row.id if insert_unless_taken(self._session, row) else None
 
     def get(self, reminder_id: int) -> Reminder | None:
         row = self._session.get(ReminderRow, reminder_id, populate_existing=True)

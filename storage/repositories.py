@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bot.domain.alerts import Alert, stable_hash
+from bot.domain.alerts import Alert, GroupAlerts, GroupTally, ReceivedDelivery, stable_hash
 from bot.domain.audit import (
     AuditAction,
     AuditEntry,
@@ -25,7 +25,7 @@ from bot.domain.audit import (
     utc_timestamp,
 )
 from bot.domain.classification import Classification
-from bot.domain.incident import Declaration, Incident, RoleHolder
+from bot.domain.incident import Declaration, Incident, RoleHolder, TimelineEvent
 from bot.domain.ledger import Claim
 from bot.domain.vocabulary import (
     AiActCase,
@@ -63,6 +63,12 @@ def _insert_ignoring_conflicts(session: Session, table: Table) -> Any:
     if dialect == "sqlite":
         return sqlite.insert(table).on_conflict_do_nothing()
     raise NotImplementedError(f"no INSERT ... ON CONFLICT DO NOTHING for {dialect}")
+
+
+def insert_ignoring_conflicts(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert the rows whose unique keys are free, in one statement; skip the others."""
+    if rows:
+        session.execute(_insert_ignoring_conflicts(session, table), rows)
 
 
 def insert_unless_taken(session: Session, row: Base) -> bool:
@@ -330,6 +336,25 @@ class RoleRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
 
+    def add_holders(
+        self, incident_id: int, holders: dict[Role, str], *, assigned_by: str, now: datetime
+    ) -> None:
+        """The first holders of a new incident's roles, in one statement."""
+        if holders:
+            self._session.execute(
+                insert(_ROLES_TABLE),
+                [
+                    {
+                        "incident_id": incident_id,
+                        "role": role.value,
+                        "user_id": user_id,
+                        "assigned_by": assigned_by,
+                        "assigned_at": now,
+                    }
+                    for role, user_id in holders.items()
+                ],
+            )
+
     def assign(
         self, incident_id: int, role: Role, user_id: str, *, assigned_by: str, now: datetime
     ) -> str | None:
@@ -359,11 +384,30 @@ class RoleRepository:
 
 
 _INSERT_TIMELINE = insert(cast(Table, TimelineEventRow.__table__))
+_ROLES_TABLE = cast(Table, RoleAssignmentRow.__table__)
 
 
 class TimelineRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
+
+    def add_many(self, events: list[TimelineEvent]) -> None:
+        """Several events in one statement."""
+        if events:
+            self._session.execute(
+                _INSERT_TIMELINE,
+                [
+                    {
+                        "incident_id": event.incident_id,
+                        "occurred_at": event.occurred_at,
+                        "kind": event.kind,
+                        "actor_id": event.actor_id,
+                        "summary": event.summary,
+                        "data": event.data,
+                    }
+                    for event in events
+                ],
+            )
 
     def add(
         self,
@@ -651,11 +695,15 @@ class AlertGroup:
     incident_severity: Severity | None = None
 
 
+# Bound on the values of one IN (...) list.
+_IN_CHUNK = 500
 _ALERTS_TABLE = cast(Table, AlertRow.__table__)
 _GROUPS_TABLE = cast(Table, AlertGroupRow.__table__)
 _DELIVERIES_TABLE = cast(Table, AlertDeliveryRow.__table__)
 # Built once: every delivery runs these, and building a statement costs more than running it.
-_LOCK_GROUP = (
+# Sorted, so two writers naming overlapping groups lock them in the same order (PostgreSQL
+# locks the rows after the sort).
+_LOCK_GROUPS = (
     select(
         AlertGroupRow.id,
         AlertGroupRow.group_key,
@@ -666,22 +714,24 @@ _LOCK_GROUP = (
         IncidentRow.severity,
     )
     .outerjoin(IncidentRow, IncidentRow.id == AlertGroupRow.incident_id)
-    .where(AlertGroupRow.group_key == bindparam("group_key"))
+    .where(AlertGroupRow.group_key.in_(bindparam("group_keys", expanding=True)))
+    .order_by(AlertGroupRow.group_key)
     .with_for_update(of=AlertGroupRow)
 )
 _KNOWN_DEDUP_KEYS = select(AlertRow.dedup_key).where(
     AlertRow.dedup_key.in_(bindparam("keys", expanding=True))
 )
+# On the table, not the entity: run with many rows it is a plain executemany, where the ORM
+# would want a bulk update by primary key.
 _COUNT_GROUP_ALERTS = (
-    update(AlertGroupRow)
-    .where(AlertGroupRow.id == bindparam("group_id"))
+    update(_GROUPS_TABLE)
+    .where(_GROUPS_TABLE.c.id == bindparam("group_id"))
     .values(
-        alert_count=AlertGroupRow.alert_count + bindparam("added"),
+        alert_count=_GROUPS_TABLE.c.alert_count + bindparam("added"),
         updated_at=bindparam("now"),
-        pending_firing=AlertGroupRow.pending_firing + bindparam("firing"),
-        pending_resolved=AlertGroupRow.pending_resolved + bindparam("resolved"),
+        pending_firing=_GROUPS_TABLE.c.pending_firing + bindparam("firing"),
+        pending_resolved=_GROUPS_TABLE.c.pending_resolved + bindparam("resolved"),
     )
-    .execution_options(synchronize_session=False)
 )
 _NEW_GROUP_GENERATION = (
     update(AlertGroupRow)
@@ -697,7 +747,9 @@ _NEW_GROUP_GENERATION = (
     )
     .execution_options(synchronize_session=False)
 )
-_INSERT_DELIVERY = insert(_DELIVERIES_TABLE).returning(_DELIVERIES_TABLE.c.id)
+_INSERT_DELIVERIES = insert(_DELIVERIES_TABLE).returning(
+    _DELIVERIES_TABLE.c.id, sort_by_parameter_order=True
+)
 _INSERT_ALERTS = insert(_ALERTS_TABLE)
 
 
@@ -719,130 +771,125 @@ class AlertRepository:
     def __init__(self, session: Session) -> None:
         self._session = session
 
-    def record_delivery(
-        self,
-        source: IncidentSource,
-        body: Any,
-        *,
-        alert_count: int,
-        now: datetime,
-        new_alerts: int = 0,
-    ) -> int:
-        """Keep the body as received; `new_alerts` of its `alert_count` were not seen before."""
-        delivery_id: int = self._session.execute(
-            _INSERT_DELIVERY,
-            {
-                "source": source.value,
-                "received_at": now,
-                "body": body if isinstance(body, dict) else {"body": body},
-                "alert_count": alert_count,
-                "new_alerts": new_alerts,
-            },
-        ).scalar_one()
-        return delivery_id
-
-    def count_new_alerts(self, delivery_id: int, new_alerts: int) -> None:
-        self._session.execute(
-            update(AlertDeliveryRow)
-            .where(AlertDeliveryRow.id == delivery_id)
-            .values(new_alerts=new_alerts)
-            .execution_options(synchronize_session=False)
+    def record_deliveries(self, deliveries: list[ReceivedDelivery]) -> list[int]:
+        """Keep each body as received; the ids come back in the order given."""
+        if not deliveries:
+            return []
+        rows = self._session.execute(
+            _INSERT_DELIVERIES,
+            [
+                {
+                    "source": delivery.source.value,
+                    "received_at": delivery.received_at,
+                    "body": delivery.body
+                    if isinstance(delivery.body, dict)
+                    else {"body": delivery.body},
+                    "alert_count": delivery.alert_count,
+                    "new_alerts": delivery.new_alerts,
+                }
+                for delivery in deliveries
+            ],
         )
+        return [int(delivery_id) for delivery_id in rows.scalars()]
 
-    def lock_group(self, group_key: str, source: IncidentSource, *, now: datetime) -> AlertGroup:
-        """The group (with its incident's state), created if new, locked until commit:
-        concurrent deliveries of the group queue here."""
-        params = {"group_key": group_key}
-        row = self._session.execute(_LOCK_GROUP, params).one_or_none()
-        if row is not None:
-            return _group(row)
-        # When another delivery is creating it, the insert waits for that commit and does
-        # nothing; the lock below then finds its row.
-        self._session.execute(
-            _insert_ignoring_conflicts(self._session, _GROUPS_TABLE),
-            {
-                "group_key": group_key,
-                "source": source.value,
-                "generation": 0,
-                "alert_count": 0,
-                "pending_firing": 0,
-                "pending_resolved": 0,
-                "created_at": now,
-                "updated_at": now,
-            },
-        )
-        return _group(self._session.execute(_LOCK_GROUP, params).one())
+    def lock_groups(
+        self, sources: dict[str, IncidentSource], *, now: datetime
+    ) -> dict[str, AlertGroup]:
+        """The groups by key (each with its incident's state), created if new, locked until
+        commit: concurrent deliveries of a group queue here."""
+        keys = sorted(sources)
+        groups = self._read_groups(keys)
+        missing = [key for key in keys if key not in groups]
+        if missing:
+            # When another writer is creating one, the insert waits for that commit and does
+            # nothing for it; the lock below then finds its row.
+            self._session.execute(
+                _insert_ignoring_conflicts(self._session, _GROUPS_TABLE),
+                [
+                    {
+                        "group_key": key,
+                        "source": sources[key].value,
+                        "generation": 0,
+                        "alert_count": 0,
+                        "pending_firing": 0,
+                        "pending_resolved": 0,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for key in missing
+                ],
+            )
+            groups.update(self._read_groups(missing))
+        return groups
+
+    def _read_groups(self, keys: list[str]) -> dict[str, AlertGroup]:
+        groups: dict[str, AlertGroup] = {}
+        for start in range(0, len(keys), _IN_CHUNK):
+            rows = self._session.execute(
+                _LOCK_GROUPS, {"group_keys": keys[start : start + _IN_CHUNK]}
+            )
+            groups.update((row.group_key, _group(row)) for row in rows)
+        return groups
 
     def known_dedup_keys(self, keys: list[str]) -> set[str]:
         found: set[str] = set()
-        for start in range(0, len(keys), 500):
+        for start in range(0, len(keys), _IN_CHUNK):
             found.update(
-                self._session.scalars(_KNOWN_DEDUP_KEYS, {"keys": keys[start : start + 500]})
+                self._session.scalars(_KNOWN_DEDUP_KEYS, {"keys": keys[start : start + _IN_CHUNK]})
             )
         return found
 
-    def add_alerts(
-        self,
-        alerts: list[Alert],
-        *,
-        delivery_id: int,
-        group_id: int,
-        incident_id: int | None,
-        now: datetime,
-        dedup_keys: list[str] | None = None,
-    ) -> None:
-        """Store the alerts raw; `dedup_keys` (one per alert) when the caller has them."""
-        keys = dedup_keys if dedup_keys is not None else [alert_dedup_key(a) for a in alerts]
+    def add_alerts(self, batches: list[GroupAlerts]) -> None:
+        """Store the alerts raw, every batch in one statement."""
         # Core insert of plain rows: an alert storm writes thousands, no ORM identity needed.
-        self._session.execute(
-            _INSERT_ALERTS,
-            [
-                {
-                    "dedup_key": key,
-                    "delivery_id": delivery_id,
-                    "group_id": group_id,
-                    "incident_id": incident_id,
-                    "source": alert.source.value,
-                    "fingerprint": alert.fingerprint[:255],
-                    "status": alert.status.value,
-                    "title": alert.title[:300],
-                    "severity": alert.severity.value,
-                    "starts_at": alert.starts_at,
-                    "received_at": now,
-                    "raw": alert.raw,
-                }
-                for key, alert in zip(keys, alerts, strict=True)
-            ],
-        )
+        rows = [
+            {
+                "dedup_key": key,
+                "delivery_id": batch.delivery_id,
+                "group_id": batch.group_id,
+                "incident_id": batch.incident_id,
+                "source": alert.source.value,
+                "fingerprint": alert.fingerprint[:255],
+                "status": alert.status.value,
+                "title": alert.title[:300],
+                "severity": alert.severity.value,
+                "starts_at": alert.starts_at,
+                "received_at": batch.received_at,
+                "raw": alert.raw,
+            }
+            for batch in batches
+            for key, alert in zip(batch.dedup_keys, batch.alerts, strict=True)
+        ]
+        if rows:
+            self._session.execute(_INSERT_ALERTS, rows)
 
-    def update_group(
-        self,
-        group_id: int,
-        *,
-        now: datetime,
-        added: int,
-        pending_firing: int = 0,
-        pending_resolved: int = 0,
-        incident_id: int | None = None,
-        new_generation: bool = False,
-    ) -> None:
-        """Count new alerts; with `new_generation` the group now belongs to `incident_id`
-        and its earlier alerts count as told (the new war room's card tells them)."""
-        if new_generation:
-            self._session.execute(
-                _NEW_GROUP_GENERATION,
-                {"group_id": group_id, "now": now, "added": added, "incident_id": incident_id},
-            )
+    def count_alerts(self, tallies: list[GroupTally]) -> None:
+        """Add each group's new alerts to its counts (and to what its war room has not
+        heard of yet)."""
+        if not tallies:
             return
         self._session.execute(
             _COUNT_GROUP_ALERTS,
-            {
-                "group_id": group_id,
-                "now": now,
-                "added": added,
-                "firing": pending_firing,
-                "resolved": pending_resolved,
-            },
+            [
+                {
+                    "group_id": tally.group_id,
+                    "now": tally.at,
+                    "added": tally.added,
+                    "firing": tally.pending_firing,
+                    "resolved": tally.pending_resolved,
+                }
+                for tally in tallies
+            ],
+        )
+
+    def start_generation(
+        self, group_id: int, *, incident_id: int, added: int, now: datetime
+    ) -> None:
+        """The group now belongs to `incident_id`; its earlier alerts and these `added`
+        count as told (the new war room's card tells them)."""
+        self._session.execute(
+            _NEW_GROUP_GENERATION,
+            {"group_id": group_id, "now": now, "added": added, "incident_id": incident_id},
         )
 
     def first_alert_at(self, incident_id: int) -> datetime | None:

@@ -84,3 +84,43 @@ class Alert:
         return stable_hash(
             self.source.value, self.fingerprint, self.status.value, self.starts_at.isoformat()
         )
+
+
+@dataclass(frozen=True)
+class ReceivedDelivery:
+    """One webhook body to keep as evidence, and how many of its alerts were new."""
+
+    source: IncidentSource
+    body: Any
+    alert_count: int
+    new_alerts: int
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class GroupAlerts:
+    """New alerts of one group from one delivery, with their dedup keys (one per alert)."""
+
+    alerts: list[Alert]
+    dedup_keys: list[str]
+    delivery_id: int
+    group_id: int
+    incident_id: int | None
+    received_at: datetime
+
+
+@dataclass
+class GroupTally:
+    """New alerts counted for one group; `pending_*` are those its war room has yet to hear."""
+
+    group_id: int
+    at: datetime
+    added: int = 0
+    pending_firing: int = 0
+    pending_resolved: int = 0
+
+    def add(self, at: datetime, *, added: int, firing: int = 0, resolved: int = 0) -> None:
+        self.at = max(self.at, at)
+        self.added += added
+        self.pending_firing += firing
+        self.pending_resolved += resolved

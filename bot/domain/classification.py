@@ -99,6 +99,10 @@ class TextModel(Protocol):
         """Every type with its probability, best first; empty when the text gives no reading."""
         ...
 
+    def rank_many(self, texts: Sequence[str]) -> Sequence[Sequence[tuple[IncidentType, float]]]:
+        """`rank` of each text, in order (one call to the model is cheaper than several)."""
+        ...
+
     def prepare(self) -> None:
         """Do any expensive set-up now instead of on the first ranking."""
         ...
@@ -193,6 +197,22 @@ class _Reading:
         return self.reason[0].upper() + self.reason[1:] + "."
 
 
+@dataclass(frozen=True)
+class Report:
+    """What is classified: a report's words, its indicators and what its reporter said."""
+
+    title: str
+    description: str = ""
+    indicators: tuple[str, ...] = ()
+    base_severity: Severity | None = None
+    personal_data: bool = False
+    incident_type: IncidentType | None = None
+
+    @property
+    def text(self) -> str:
+        return "\n".join(part.strip() for part in (self.title, self.description) if part.strip())
+
+
 class Classifier:
     """Rules, a text model, severity modifiers and taxonomy: built once, called per incident."""
 
@@ -234,9 +254,31 @@ class Classifier:
         incident_type: IncidentType | None = None,
     ) -> Classification:
         """Type, adjusted severity, confidence, matched indicators and taxonomy of an incident."""
-        text = "\n".join(part.strip() for part in (title, description) if part.strip())
-        matched = self.rules.match(indicators, text)
-        ranking = tuple(self._model.rank(text)) if text else ()
+        report = Report(
+            title=title,
+            description=description,
+            indicators=tuple(indicators),
+            base_severity=base_severity,
+            personal_data=personal_data,
+            incident_type=incident_type,
+        )
+        return self.classify_many([report])[0]
+
+    def classify_many(self, reports: Sequence[Report]) -> list[Classification]:
+        """`classify` of each report, in order, asking the text model once for all."""
+        texts = [report.text for report in reports]
+        readable = [text for text in texts if text]
+        rankings = dict(zip(readable, self._model.rank_many(readable), strict=True))
+        return [
+            self._classify(report, text, tuple(rankings.get(text, ())))
+            for report, text in zip(reports, texts, strict=True)
+        ]
+
+    def _classify(
+        self, report: Report, text: str, ranking: tuple[tuple[IncidentType, float], ...]
+    ) -> Classification:
+        incident_type, base_severity = report.incident_type, report.base_severity
+        matched = self.rules.match(report.indicators, text)
         reading = self._read(matched, ranking, text)
         if incident_type is not None and incident_type is not reading.incident_type:
             reading = _Reading(
@@ -267,7 +309,7 @@ class Classifier:
                 base=base,
                 incident_type=kind,
                 modifier=self.modifier(kind),
-                personal_data=personal_data,
+                personal_data=report.personal_data,
             )
             severity_sentence = self._severity_sentence(base, severity, kind)
         taxonomy = self._taxonomy.get(kind, Taxonomy())

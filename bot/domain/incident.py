@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from bot.domain.vocabulary import (
     AiActCase,
@@ -76,6 +76,18 @@ class Declaration:
     public_facing: bool = False
     ai_act_case: AiActCase | None = None
     indicators: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    """A line of an incident's timeline, to be written."""
+
+    incident_id: int
+    kind: str
+    actor_id: str
+    summary: str
+    occurred_at: datetime
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 class IncidentSummary(NamedTuple):

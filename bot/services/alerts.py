@@ -5,25 +5,28 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from bot.clock import Clock
-from bot.domain.alerts import Alert, AlertStatus
+from bot.domain.alerts import Alert, AlertStatus, GroupAlerts, GroupTally, ReceivedDelivery
 from bot.domain.audit import AuditAction
+from bot.domain.classification import Classification
 from bot.domain.drills import as_drill, drill_of_alert
-from bot.domain.incident import Declaration
+from bot.domain.incident import Declaration, TimelineEvent
 from bot.domain.vocabulary import IncidentSource, Severity
 from bot.errors import ExternalServiceError, StorageUnavailableError
+from bot.group_commit import GroupCommit
 from bot.logging_setup import log_context
 from bot.services.history import record_change
 from bot.services.incidents import IncidentService, SeverityChange
 from bot.services.war_room import WarRoomService
 
 if TYPE_CHECKING:
+    from storage.recovery_repositories import MonitoringWindow
     from storage.repositories import AlertGroup, AlertSummary
     from storage.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
@@ -32,6 +35,9 @@ log = logging.getLogger(__name__)
 # The war room hears about a group's new alerts at most once a minute.
 SUMMARY_INTERVAL = timedelta(minutes=1)
 ALERT_ACTOR = "alert"
+# Deliveries recorded in one transaction at most: enough to share a commit among every
+# sender of a storm, few enough that one batch holds the write lock for milliseconds.
+MAX_BATCH = 32
 
 
 @dataclass
@@ -73,19 +79,25 @@ class AlertService:
         self._after_replan = after_replan
         # Called with (resolved incident id, alert title, incidents just declared).
         self._on_related_alert = on_related_alert
+        self._writer: GroupCommit[_Delivery, Ingested] = GroupCommit(
+            self._write, max_batch=MAX_BATCH
+        )
 
     def ingest(self, source: IncidentSource, alerts: list[Alert], body: Any) -> Ingested:
-        """Record the delivery and its alerts, and declare or attach, in one transaction."""
-        now = self._clock.now()
-        outcome = Ingested(received=len(alerts))
-        by_group = _by_group(alerts)  # hashed before the write lock is taken
-        try:
-            with self._uow() as uow:
-                self._record(uow, source, alerts, by_group, body, now=now, outcome=outcome)
-                uow.commit()
-        except (OperationalError, InterfaceError) as error:
-            raise StorageUnavailableError(str(error).splitlines()[0]) from error
-        return outcome
+        """Record the delivery and its alerts, and declare or attach; returns once committed.
+
+        Deliveries that arrive together are recorded in one transaction (group commit)."""
+        delivery = _Delivery(source, alerts, _by_group(alerts), body, self._clock.now())
+        return self._writer.run(delivery)
+
+    @property
+    def batches_written(self) -> int:
+        """Transactions that recorded deliveries so far (each holds one or more)."""
+        return self._writer.batches
+
+    def ingest_quiet_for(self) -> float:
+        """Seconds since the last delivery was recorded; 0 while deliveries are waiting."""
+        return self._writer.quiet_for()
 
     def ingest_in(
         self,
@@ -95,47 +107,121 @@ class AlertService:
         body: Any,
         *,
         now: datetime,
-        outcome: Ingested,
-    ) -> None:
+    ) -> Ingested:
         """Record inside the caller's transaction (the caller commits)."""
-        self._record(uow, source, alerts, _by_group(alerts), body, now=now, outcome=outcome)
+        return self._record(uow, [_Delivery(source, alerts, _by_group(alerts), body, now)])[0]
 
-    def _record(
+    def _write(self, deliveries: list[_Delivery]) -> list[Ingested | BaseException]:
+        """One transaction for the batch. If it fails for a reason other than the database,
+        each delivery is tried alone, so one bad body fails nobody else."""
+        try:
+            with self._uow() as uow:
+                outcomes = self._record(uow, deliveries)
+                uow.commit()
+            return list(outcomes)
+        except (OperationalError, InterfaceError) as error:
+            reason = str(error).splitlines()[0]
+            return [StorageUnavailableError(reason) for _ in deliveries]
+        except Exception as error:
+            if len(deliveries) == 1:
+                return [error]
+            log.warning(
+                "a batch of %d deliveries failed; recording them one by one", len(deliveries)
+            )
+            return [outcome for delivery in deliveries for outcome in self._write([delivery])]
+
+    def _record(self, uow: UnitOfWork, deliveries: list[_Delivery]) -> list[Ingested]:
+        """Record the deliveries in order, as if one after the other, with a few statements
+        for the whole batch."""
+        now = deliveries[-1].now
+        sources: dict[str, IncidentSource] = {}
+        for delivery in deliveries:
+            for group_key in delivery.by_group:
+                sources.setdefault(group_key, delivery.source)
+        # The groups' locks make the dedup query below final.
+        groups = uow.alerts.lock_groups(sources, now=now)
+        known = uow.alerts.known_dedup_keys(
+            [
+                key
+                for delivery in deliveries
+                for keyed in delivery.by_group.values()
+                for key in keyed
+            ]
+        )
+        fresh_by_delivery: list[dict[str, dict[str, Alert]]] = []
+        for delivery in deliveries:
+            fresh = {
+                group_key: {key: alert for key, alert in keyed.items() if key not in known}
+                for group_key, keyed in delivery.by_group.items()
+            }
+            for new in fresh.values():
+                known.update(new)  # a later delivery of the batch repeating them adds nothing
+            fresh_by_delivery.append(fresh)
+        outcomes = [
+            Ingested(received=len(d.alerts), new=sum(len(new) for new in fresh.values()))
+            for d, fresh in zip(deliveries, fresh_by_delivery, strict=True)
+        ]
+        delivery_ids = uow.alerts.record_deliveries(
+            [
+                ReceivedDelivery(
+                    source=d.source,
+                    body=d.body,
+                    alert_count=len(d.alerts),
+                    new_alerts=outcome.new,
+                    received_at=d.now,
+                )
+                for d, outcome in zip(deliveries, outcomes, strict=True)
+            ]
+        )
+        batch = _Batch(groups, classified=self._classify_ahead(groups, fresh_by_delivery))
+        for delivery, fresh, delivery_id, outcome in zip(
+            deliveries, fresh_by_delivery, delivery_ids, outcomes, strict=True
+        ):
+            for group_key, new in fresh.items():
+                if new:
+                    self._ingest_group(uow, batch, delivery, group_key, new, delivery_id, outcome)
+        uow.alerts.add_alerts(batch.alerts)
+        uow.alerts.count_alerts(list(batch.tallies.values()))
+        uow.timeline.add_many(batch.events)
+        windows = uow.recovery.active_windows(now)
+        if windows:
+            for delivery, outcome in zip(deliveries, outcomes, strict=True):
+                self._find_related(uow, windows, delivery.alerts, now=now, outcome=outcome)
+        return outcomes
+
+    def _classify_ahead(
+        self, groups: dict[str, AlertGroup], fresh_by_delivery: list[dict[str, dict[str, Alert]]]
+    ) -> dict[str, tuple[Declaration, Classification]]:
+        """The declarations the batch is going to make (by dedup key), classified in one
+        pass of the text model instead of one pass each."""
+        opening: dict[str, Declaration] = {}
+        for fresh in fresh_by_delivery:
+            for group_key, new in fresh.items():
+                group = groups[group_key]
+                if group_key in opening or _has_open_incident(group):
+                    continue
+                firing = [a for a in new.values() if a.status is AlertStatus.FIRING]
+                if firing:
+                    opening[group_key] = _declaration(group, firing)
+        declarations = list(opening.values())
+        return {
+            declaration.dedup_key: (declaration, classification)
+            for declaration, classification in zip(
+                declarations, self._incidents.classify(declarations), strict=True
+            )
+        }
+
+    def _find_related(
         self,
         uow: UnitOfWork,
-        source: IncidentSource,
+        windows: list[MonitoringWindow],
         alerts: list[Alert],
-        by_group: dict[str, dict[str, Alert]],
-        body: Any,
         *,
         now: datetime,
         outcome: Ingested,
     ) -> None:
-        # Groups lock in a fixed order, so two deliveries naming the same groups cannot
-        # deadlock each other (PostgreSQL); the lock makes the dedup query below final.
-        groups = {key: uow.alerts.lock_group(key, source, now=now) for key in sorted(by_group)}
-        known = uow.alerts.known_dedup_keys([key for keyed in by_group.values() for key in keyed])
-        fresh = {
-            group_key: {key: alert for key, alert in keyed.items() if key not in known}
-            for group_key, keyed in by_group.items()
-        }
-        outcome.new = sum(len(new) for new in fresh.values())
-        delivery_id = uow.alerts.record_delivery(
-            source, body, alert_count=len(alerts), now=now, new_alerts=outcome.new
-        )
-        for group_key, new in fresh.items():
-            if new:
-                self._ingest_group(uow, source, groups[group_key], new, delivery_id, now, outcome)
-        self._find_related(uow, alerts, now=now, outcome=outcome)
-
-    def _find_related(
-        self, uow: UnitOfWork, alerts: list[Alert], *, now: datetime, outcome: Ingested
-    ) -> None:
         """A firing alert about a model under enhanced monitoring prompts its resolved
         incident to re-open (once per window)."""
-        windows = uow.recovery.active_windows(now)
-        if not windows:
-            return
         for alert in alerts:
             if alert.status is not AlertStatus.FIRING:
                 continue
@@ -147,65 +233,80 @@ class AlertService:
     def _ingest_group(
         self,
         uow: UnitOfWork,
-        source: IncidentSource,
-        group: AlertGroup,
+        batch: _Batch,
+        delivery: _Delivery,
+        group_key: str,
         fresh: dict[str, Alert],
         delivery_id: int,
-        now: datetime,
         outcome: Ingested,
     ) -> None:
         """Attach the group's unseen alerts (keyed by dedup key) or declare for them."""
+        group, now, source = batch.groups[group_key], delivery.now, delivery.source
         new, keys = list(fresh.values()), list(fresh)
 
         def add_alerts(incident_id: int | None) -> None:
-            uow.alerts.add_alerts(
-                new,
-                delivery_id=delivery_id,
-                group_id=group.id,
-                incident_id=incident_id,
-                now=now,
-                dedup_keys=keys,
+            batch.alerts.append(
+                GroupAlerts(
+                    alerts=new,
+                    dedup_keys=keys,
+                    delivery_id=delivery_id,
+                    group_id=group.id,
+                    incident_id=incident_id,
+                    received_at=now,
+                )
             )
 
         outcome.groups.append(group.id)
         firing = [a for a in new if a.status is AlertStatus.FIRING]
         resolved = len(new) - len(firing)
-        state, severity = group.incident_state, group.incident_severity
-        if group.incident_id is not None and state is not None and state.is_open:
-            assert severity is not None
+        severity = group.incident_severity
+        if _has_open_incident(group):
+            assert group.incident_id is not None and severity is not None
             incident_id = group.incident_id
             add_alerts(incident_id)
-            uow.alerts.update_group(
-                group.id,
-                now=now,
-                added=len(new),
-                pending_firing=len(firing),
-                pending_resolved=resolved,
-            )
-            uow.timeline.add(
-                incident_id,
-                kind="alerts_received",
-                actor_id=ALERT_ACTOR,
-                summary=f"{len(firing)} firing and {resolved} resolved alerts from {source.value}",
-                now=now,
-                data={"group": group.group_key, "firing": len(firing), "resolved": resolved},
+            batch.tally(group.id, now, added=len(new), firing=len(firing), resolved=resolved)
+            batch.events.append(
+                TimelineEvent(
+                    incident_id=incident_id,
+                    kind="alerts_received",
+                    actor_id=ALERT_ACTOR,
+                    summary=f"{len(firing)} firing and {resolved} resolved alerts "
+                    f"from {source.value}",
+                    occurred_at=now,
+                    data={"group": group.group_key, "firing": len(firing), "resolved": resolved},
+                )
             )
             worst = _worst(firing)
             if worst is not None and worst.severity.rank < severity.rank:
-                outcome.escalations.append(self._escalate(uow, incident_id, worst, now))
+                change = self._escalate(uow, incident_id, worst, now)
+                outcome.escalations.append(change)
+                batch.groups[group_key] = replace(group, incident_severity=worst.severity)
             return
         if not firing:
             # A resolved alert for a group without an open incident is evidence, nothing more.
             add_alerts(None)
-            uow.alerts.update_group(group.id, now=now, added=len(new))
+            batch.tally(group.id, now, added=len(new))
             return
-        result = self._incidents.declare_in(uow, _declaration(group, firing))
-        incident_id = result.incident.id
-        add_alerts(incident_id)
-        uow.alerts.update_group(
-            group.id, now=now, added=len(new), incident_id=incident_id, new_generation=True
+        declaration = _declaration(group, firing)
+        ahead = batch.classified.get(declaration.dedup_key)
+        result = self._incidents.declare_in(
+            uow,
+            declaration,
+            classification=ahead[1] if ahead and ahead[0] == declaration else None,
         )
-        outcome.declared.append(incident_id)
+        incident = result.incident
+        add_alerts(incident.id)
+        # Before any tally of this batch is written: a new generation clears what the war
+        # room has yet to hear, and the alerts attached after it must count.
+        uow.alerts.start_generation(group.id, incident_id=incident.id, added=len(new), now=now)
+        batch.groups[group_key] = replace(
+            group,
+            incident_id=incident.id,
+            generation=group.generation + 1,
+            incident_state=incident.state,
+            incident_severity=incident.severity,
+        )
+        outcome.declared.append(incident.id)
 
     def _escalate(
         self, uow: UnitOfWork, incident_id: int, alert: Alert, now: datetime
@@ -299,6 +400,35 @@ class AlertService:
             uow.commit()
 
 
+@dataclass(frozen=True)
+class _Delivery:
+    """A parsed webhook body waiting for its batch."""
+
+    source: IncidentSource
+    alerts: list[Alert]
+    by_group: dict[str, dict[str, Alert]]
+    body: Any
+    now: datetime
+
+
+@dataclass
+class _Batch:
+    """What a batch of deliveries writes together once every delivery has been seen."""
+
+    groups: dict[str, AlertGroup]  # as the batch has left them so far
+    # The declarations the batch is expected to make, by dedup key, already classified.
+    classified: dict[str, tuple[Declaration, Classification]] = field(default_factory=dict)
+    alerts: list[GroupAlerts] = field(default_factory=list)
+    tallies: dict[int, GroupTally] = field(default_factory=dict)
+    events: list[TimelineEvent] = field(default_factory=list)
+
+    def tally(
+        self, group_id: int, at: datetime, *, added: int, firing: int = 0, resolved: int = 0
+    ) -> None:
+        tally = self.tallies.setdefault(group_id, GroupTally(group_id=group_id, at=at))
+        tally.add(at, added=added, firing=firing, resolved=resolved)
+
+
 def _by_group(alerts: list[Alert]) -> dict[str, dict[str, Alert]]:
     """Each group's alerts by dedup key, computed once; the same alert twice in one body
     counts once."""
@@ -308,6 +438,11 @@ def _by_group(alerts: list[Alert]) -> dict[str, dict[str, Alert]]:
     for alert in alerts:
         by_group[alert.group_key].setdefault(alert_dedup_key(alert), alert)
     return by_group
+
+
+def _has_open_incident(group: AlertGroup) -> bool:
+    state = group.incident_state
+    return group.incident_id is not None and state is not None and state.is_open
 
 
 def _worst(alerts: list[Alert]) -> Alert | None:

@@ -65,15 +65,14 @@ class AnomalyService:
                     uow.baselines.save(sample.model, sample.metric, learned.to_dict(), now=now)
                     if anomaly is not None:
                         anomalies.append(anomaly)
-                outcome = Ingested(received=len(anomalies))
+                outcome = Ingested()
                 if anomalies:
-                    self._alerts.ingest_in(
+                    outcome = self._alerts.ingest_in(
                         uow,
                         IncidentSource.ANOMALY_DETECTOR,
                         [anomaly_alert(a) for a in anomalies],
                         {"samples": len(samples), "anomalies": [a.to_dict() for a in anomalies]},
                         now=now,
-                        outcome=outcome,
                     )
                 uow.commit()
         except (OperationalError, InterfaceError) as error:

@@ -112,16 +112,18 @@ class DeadlinePlanner:
         if not planned:
             return
         uow.notifications.add_planned(incident.id, planned, now=planned_at)
-        for due_at, tier in sorted({(m.due_at, m.tier) for m in planned}):
-            uow.reminders.add(
-                incident.id,
+        uow.reminders.add(
+            incident.id,
+            *(
                 notification_reminder(
                     tier=tier,
                     planned_at=planned_at,
                     due_at=due_at,
                     fraction=self._config.notifications.reminder_at,
-                ),
-            )
+                )
+                for due_at, tier in sorted({(m.due_at, m.tier) for m in planned})
+            ),
+        )
 
     def _start_clocks(
         self,
@@ -158,16 +160,18 @@ class DeadlinePlanner:
                     key_prefix=f"regulatory:{clock.regime.value}:",
                     now=now,
                 )
-            for reminder in reminder_times(clock, self._rules):
-                uow.reminders.add(
-                    incident.id,
+            uow.reminders.add(
+                incident.id,
+                *(
                     PlannedReminder(
                         kind=ReminderKind.REGULATORY,
                         key=f"regulatory:{clock.regime.value}:{clock.case}:{reminder.key}",
                         due_at=reminder.at,
                         data={"regime": clock.regime.value, "label": reminder.label},
-                    ),
-                )
+                    )
+                    for reminder in reminder_times(clock, self._rules)
+                ),
+            )
             record_change(
                 uow,
                 incident.id,

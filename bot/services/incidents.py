@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -12,8 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from bot.clock import Clock
 from bot.config import WarroomConfig
 from bot.domain.audit import AuditAction
-from bot.domain.classification import Classification, Classifier
-from bot.domain.incident import Declaration, Incident, IncidentSummary
+from bot.domain.classification import Classification, Classifier, Report
+from bot.domain.incident import Declaration, Incident, IncidentSummary, TimelineEvent
 from bot.domain.lifecycle import check_transition
 from bot.domain.reminders import ReminderKind, monitoring_checkins
 from bot.domain.vocabulary import AiActCase, IncidentState, Role, Severity
@@ -106,20 +107,37 @@ class IncidentService:
             return result
         raise UserError("warroom could not number the incident; please declare it again.")
 
-    def declare_in(self, uow: UnitOfWork, declaration: Declaration) -> DeclarationResult:
-        """Declare inside the caller's transaction, which the caller commits."""
+    def classify(self, declarations: Sequence[Declaration]) -> list[Classification]:
+        """How each declaration would be classified, read by the text model together."""
+        return self._classifier.classify_many(
+            [
+                Report(
+                    title=declaration.title,
+                    description=declaration.description,
+                    indicators=tuple(declaration.indicators),
+                    base_severity=declaration.severity,
+                    personal_data=declaration.personal_data,
+                    incident_type=declaration.incident_type,
+                )
+                for declaration in declarations
+            ]
+        )
+
+    def declare_in(
+        self,
+        uow: UnitOfWork,
+        declaration: Declaration,
+        *,
+        classification: Classification | None = None,
+    ) -> DeclarationResult:
+        """Declare inside the caller's transaction, which the caller commits; with the
+        `classification` of this declaration when the caller already has it."""
         number = uow.incidents.next_number()
         existing = uow.incidents.get_by_dedup_key(declaration.dedup_key)
         if existing is not None:
             return DeclarationResult(incident=existing, created=False)
-        classification = self._classifier.classify(
-            title=declaration.title,
-            description=declaration.description,
-            indicators=declaration.indicators,
-            base_severity=declaration.severity,
-            personal_data=declaration.personal_data,
-            incident_type=declaration.incident_type,
-        )
+        if classification is None:
+            [classification] = self.classify([declaration])
         now = self._clock.now()
         incident_id = uow.incidents.add(
             declaration, number=number, classification=classification, now=now
@@ -150,43 +168,55 @@ class IncidentService:
         classification: Classification,
         now: datetime,
     ) -> None:
-        uow.timeline.add(
-            incident_id,
-            kind="declared",
-            actor_id=declaration.reporter_id,
-            summary=f"Declared ({declaration.severity.value}) via {declaration.source.value}",
-            now=now,
-            data={"severity": declaration.severity.value, "source": declaration.source.value},
+        rota = {
+            role: on_call
+            for role in Role
+            if (on_call := self._config.roles.primary(role)) is not None
+        }
+        uow.roles.add_holders(incident_id, rota, assigned_by="rota", now=now)
+        uow.timeline.add_many(
+            [
+                TimelineEvent(
+                    incident_id=incident_id,
+                    kind="declared",
+                    actor_id=declaration.reporter_id,
+                    summary=f"Declared ({declaration.severity.value}) "
+                    f"via {declaration.source.value}",
+                    occurred_at=now,
+                    data={
+                        "severity": declaration.severity.value,
+                        "source": declaration.source.value,
+                    },
+                ),
+                TimelineEvent(
+                    incident_id=incident_id,
+                    kind="classified",
+                    actor_id="warroom",
+                    summary=classification.explanation,
+                    occurred_at=now,
+                    data={
+                        "type": classification.incident_type.value,
+                        "severity": classification.severity.value,
+                        "confidence": classification.confidence,
+                        "method": classification.method,
+                        "indicators": list(classification.indicators),
+                        "atlas": list(classification.atlas),
+                        "owasp": list(classification.owasp),
+                    },
+                ),
+                *(
+                    TimelineEvent(
+                        incident_id=incident_id,
+                        kind="role_assigned",
+                        actor_id="rota",
+                        summary=f"{role.label}: <@{on_call}> (on call)",
+                        occurred_at=now,
+                        data={"role": role.value, "user_id": on_call, "previous_id": None},
+                    )
+                    for role, on_call in rota.items()
+                ),
+            ]
         )
-        uow.timeline.add(
-            incident_id,
-            kind="classified",
-            actor_id="warroom",
-            summary=classification.explanation,
-            now=now,
-            data={
-                "type": classification.incident_type.value,
-                "severity": classification.severity.value,
-                "confidence": classification.confidence,
-                "method": classification.method,
-                "indicators": list(classification.indicators),
-                "atlas": list(classification.atlas),
-                "owasp": list(classification.owasp),
-            },
-        )
-        for role in Role:
-            on_call = self._config.roles.primary(role)
-            if on_call is None:
-                continue
-            uow.roles.assign(incident_id, role, on_call, assigned_by="rota", now=now)
-            uow.timeline.add(
-                incident_id,
-                kind="role_assigned",
-                actor_id="rota",
-                summary=f"{role.label}: <@{on_call}> (on call)",
-                now=now,
-                data={"role": role.value, "user_id": on_call, "previous_id": None},
-            )
 
     def get(self, incident_id: int) -> Incident:
         with self._uow(read_only=True) as uow:

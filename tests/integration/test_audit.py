@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.classifier import build_classifier
 from bot.clock import SystemClock
 from bot.config import WarroomConfig
-from bot.domain.alerts import Alert, AlertStatus
+from bot.domain.alerts import Alert, AlertStatus, GroupAlerts, ReceivedDelivery
 from bot.domain.audit import AuditAction, EvidenceKind, verify_chain
 from bot.domain.incident import Declaration
 from bot.domain.vocabulary import IncidentSource, Severity
@@ -29,6 +29,7 @@ from bot.errors import NotFoundError
 from bot.services.audit import AuditService, EvidenceService
 from bot.services.incidents import IncidentService
 from bot.slack_gateway import SlackGateway, build_web_client
+from storage.repositories import alert_dedup_key
 from storage.unit_of_work import UnitOfWorkFactory
 
 pytestmark = pytest.mark.integration
@@ -280,14 +281,31 @@ def add_alerts(engine: Engine, incident_id: int) -> None:
         for index in range(2)
     ]
     with UnitOfWorkFactory(engine)() as uow:
-        delivery = uow.alerts.record_delivery(
-            IncidentSource.GENERIC_WEBHOOK, {"alerts": 2}, alert_count=2, now=now
+        [delivery] = uow.alerts.record_deliveries(
+            [
+                ReceivedDelivery(
+                    source=IncidentSource.GENERIC_WEBHOOK,
+                    body={"alerts": 2},
+                    alert_count=2,
+                    new_alerts=2,
+                    received_at=now,
+                )
+            ]
         )
-        group = uow.alerts.lock_group(
-            "support-bot:jailbreak", IncidentSource.GENERIC_WEBHOOK, now=now
-        )
+        group = uow.alerts.lock_groups(
+            {"support-bot:jailbreak": IncidentSource.GENERIC_WEBHOOK}, now=now
+        )["support-bot:jailbreak"]
         uow.alerts.add_alerts(
-            alerts, delivery_id=delivery, group_id=group.id, incident_id=incident_id, now=now
+            [
+                GroupAlerts(
+                    alerts=alerts,
+                    dedup_keys=[alert_dedup_key(alert) for alert in alerts],
+                    delivery_id=delivery,
+                    group_id=group.id,
+                    incident_id=incident_id,
+                    received_at=now,
+                )
+            ]
         )
         uow.commit()
 

@@ -117,6 +117,18 @@ def test_real_alertmanager_payloads_declare_one_incident_each(
     assert emulator.validation_failures() == []
 
 
+def test_each_alert_is_kept_as_its_sender_wrote_it(hooks: Webhooks, engine: Engine) -> None:
+    body = payload("prom_post_request_2_alerts")
+    body["alerts"][0]["annotations"]["note"] = "ünïcode kept"
+    body["alerts"][0]["silencedBy"] = ["a field warroom does not know"]
+    assert hooks.post("alertmanager", body).status_code == 202
+
+    with engine.connect() as db:
+        kept = [row.raw for row in db.execute(select(AlertRow.raw).order_by(AlertRow.id))]
+    group = {key: value for key, value in body.items() if key != "alerts"}
+    assert kept == [{"alert": sent, "group": group} for sent in body["alerts"]]
+
+
 def test_a_repeated_group_delivery_is_accepted_and_declares_nothing_more(
     hooks: Webhooks, emulator: SlackEmulator
 ) -> None:

@@ -23,11 +23,13 @@ from bot.domain.classification import (
     METHOD_RULES_AND_MODEL,
     Classifier,
     IndicatorRules,
+    Report,
     adjust_severity,
     normalize_indicator,
     risk_score,
 )
 from bot.domain.vocabulary import IncidentType, Severity
+from bot.text_model import shared_text_model
 
 pytestmark = pytest.mark.unit
 
@@ -49,6 +51,9 @@ class FakeModel:
 
     def rank(self, text: str) -> list[tuple[IncidentType, float]]:
         return list(self.ranking) if text.strip() else []
+
+    def rank_many(self, texts: Sequence[str]) -> list[list[tuple[IncidentType, float]]]:
+        return [self.rank(text) for text in texts]
 
     def prepare(self) -> None:
         self.prepared = True
@@ -571,3 +576,55 @@ def test_the_domain_module_imports_only_the_standard_library_and_the_domain() ->
     }
     allowed = {"__future__", "re", "collections.abc", "dataclasses", "typing"}
     assert {m for m in modules if m not in allowed and not m.startswith("bot.domain")} == set()
+
+
+# --- several at once ---------------------------------------------------------------------
+
+
+def test_classifying_several_reports_at_once_reads_each_as_classifying_it_alone(
+    real: Classifier,
+) -> None:
+    reports = [
+        Report(
+            title="Support bot answering with its system prompt",
+            description="Canary string from the system prompt seen in 14 replies.",
+            indicators=("system_prompt_leak",),
+            base_severity=Severity.HIGH,
+        ),
+        Report(title="Users coaxing the model into role-play that drops its safety rules"),
+        Report(title=""),  # nothing to read
+        Report(title="Quarterly planning lunch", description="Pizza on Thursday."),
+        Report(
+            title="Customer emails in answers",
+            personal_data=True,
+            incident_type=IncidentType.DATA_LEAK,
+        ),
+        Report(title="Users coaxing the model into role-play that drops its safety rules"),
+    ]
+
+    together = real.classify_many(reports)
+
+    assert together == [
+        real.classify(
+            title=report.title,
+            description=report.description,
+            indicators=report.indicators,
+            base_severity=report.base_severity,
+            personal_data=report.personal_data,
+            incident_type=report.incident_type,
+        )
+        for report in reports
+    ]
+    assert real.classify_many([]) == []
+
+
+def test_the_text_model_ranks_several_texts_as_it_ranks_each() -> None:
+    model = shared_text_model()
+    texts = [
+        "Prompt injection through a retrieved web page made the agent email its notes",
+        "",
+        "Quarterly planning lunch on Thursday",
+        "Model accuracy on fraud cases fell after the weekly retrain on poisoned labels",
+    ]
+    assert model.rank_many(texts) == [model.rank(text) for text in texts]
+    assert model.rank_many([]) == []

@@ -5,6 +5,7 @@ Each renders Block Kit that slack_sdk and Slack's limits accept, typical and wor
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -46,6 +47,9 @@ NASTY = "<script>&amp; *bold* `code` <!channel> <@U1> " * 20
 class FakeModel:
     def rank(self, text: str) -> list[tuple[IncidentType, float]]:
         return []
+
+    def rank_many(self, texts: Sequence[str]) -> list[list[tuple[IncidentType, float]]]:
+        return [self.rank(text) for text in texts]
 
     def prepare(self) -> None:
         """Nothing to prepare."""

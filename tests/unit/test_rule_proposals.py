@@ -42,6 +42,9 @@ class FakeModel:
     def rank(self, text: str) -> list[tuple[IncidentType, float]]:
         return [(IncidentType.PERFORMANCE_DEGRADATION, 0.4)] if text.strip() else []
 
+    def rank_many(self, texts: Sequence[str]) -> list[list[tuple[IncidentType, float]]]:
+        return [self.rank(text) for text in texts]
+
     def prepare(self) -> None:
         """Nothing to prepare."""
 

@@ -1,0 +1,150 @@
+"""Group commit: callers arriving during a write share the next batch; each gets its own
+answer or its own error."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from bot.group_commit import GroupCommit
+
+
+class Recorder:
+    """A writer that records its batches and can be held inside a write."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.release.set()
+
+    def write(self, jobs: list[int]) -> list[int | BaseException]:
+        self.batches.append(list(jobs))
+        self.entered.set()
+        assert self.release.wait(10)
+        return [ValueError(f"job {job}") if job < 0 else job * 10 for job in jobs]
+
+
+def test_a_lone_caller_writes_its_own_batch() -> None:
+    recorder = Recorder()
+    commit = GroupCommit(recorder.write, max_batch=8)
+
+    assert commit.run(3) == 30
+    assert recorder.batches == [[3]]
+    assert commit.batches == 1
+
+
+def test_callers_arriving_during_a_write_share_the_next_batch() -> None:
+    recorder = Recorder()
+    recorder.release.clear()
+    commit = GroupCommit(recorder.write, max_batch=8)
+    first = threading.Thread(target=commit.run, args=(1,))
+    first.start()
+    assert recorder.entered.wait(5)  # job 1 is being written, and held there
+
+    answers: dict[int, int] = {}
+    waiting = [
+        threading.Thread(target=lambda j=j: answers.__setitem__(j, commit.run(j)))
+        for j in (2, 3, 4)
+    ]
+    for thread in waiting:
+        thread.start()
+    while len(commit._queue) < 3:  # all three queued behind the write in hand
+        threading.Event().wait(0.001)
+    recorder.release.set()
+    for thread in [first, *waiting]:
+        thread.join(5)
+
+    assert recorder.batches == [[1], [2, 3, 4]]
+    assert answers == {2: 20, 3: 30, 4: 40}
+
+
+def test_a_batch_holds_at_most_max_batch_jobs() -> None:
+    recorder = Recorder()
+    recorder.release.clear()
+    commit = GroupCommit(recorder.write, max_batch=2)
+    first = threading.Thread(target=commit.run, args=(1,))
+    first.start()
+    assert recorder.entered.wait(5)
+    others = [threading.Thread(target=commit.run, args=(j,)) for j in (2, 3, 4, 5, 6)]
+    for thread in others:
+        thread.start()
+    while len(commit._queue) < 5:
+        threading.Event().wait(0.001)
+    recorder.release.set()
+    for thread in [first, *others]:
+        thread.join(5)
+
+    assert recorder.batches[0] == [1]
+    assert all(len(batch) <= 2 for batch in recorder.batches)
+    assert sorted(job for batch in recorder.batches for job in batch) == [1, 2, 3, 4, 5, 6]
+
+
+def test_each_caller_gets_its_own_error() -> None:
+    recorder = Recorder()
+    recorder.release.clear()
+    commit = GroupCommit(recorder.write, max_batch=8)
+    first = threading.Thread(target=commit.run, args=(1,))
+    first.start()
+    assert recorder.entered.wait(5)
+    results: dict[int, object] = {}
+
+    def call(job: int) -> None:
+        try:
+            results[job] = commit.run(job)
+        except ValueError as error:
+            results[job] = str(error)
+
+    threads = [threading.Thread(target=call, args=(job,)) for job in (2, -3, 4)]
+    for thread in threads:
+        thread.start()
+    while len(commit._queue) < 3:
+        threading.Event().wait(0.001)
+    recorder.release.set()
+    for thread in [first, *threads]:
+        thread.join(5)
+
+    assert results == {2: 20, -3: "job -3", 4: 40}
+
+
+def test_a_writer_that_raises_fails_the_whole_batch_and_the_next_caller_still_writes() -> None:
+    calls: list[list[int]] = []
+
+    def write(jobs: list[int]) -> list[int | BaseException]:
+        calls.append(jobs)
+        if len(calls) == 1:
+            raise RuntimeError("disk full")
+        return list(jobs)
+
+    commit = GroupCommit(write, max_batch=8)
+    with pytest.raises(RuntimeError, match="disk full"):
+        commit.run(1)
+    assert commit.run(2) == 2
+
+
+def test_a_writer_giving_the_wrong_number_of_outcomes_is_an_error() -> None:
+    commit: GroupCommit[int, int] = GroupCommit(lambda jobs: [], max_batch=8)
+    with pytest.raises(RuntimeError, match="0 outcomes for 1 jobs"):
+        commit.run(1)
+
+
+def test_quiet_for_is_zero_while_writing_and_counts_from_the_last_write() -> None:
+    now = [100.0]
+    recorder = Recorder()
+    commit = GroupCommit(recorder.write, max_batch=8, monotonic=lambda: now[0])
+    recorder.release.clear()
+    writer = threading.Thread(target=commit.run, args=(1,))
+    writer.start()
+    assert recorder.entered.wait(5)
+    now[0] = 105.0
+    assert commit.quiet_for() == 0.0
+    recorder.release.set()
+    writer.join(5)
+    now[0] = 105.25
+    assert commit.quiet_for() == pytest.approx(0.25)
+
+
+def test_max_batch_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        GroupCommit(lambda jobs: list(jobs), max_batch=0)
