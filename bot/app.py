@@ -360,7 +360,7 @@ def create_app(
     )
     slack_drills.register(bolt, workflow, drills)
     add_sweep(scheduler, DRILL_JOB_ID, drills.play_due, DRILL_INTERVAL)
-    alert_follow_ups = AlertFollowUps(alerts.follow_up, ingest_quiet_for=alerts.ingest_quiet_for)
+    alert_follow_ups = AlertFollowUps(alerts.follow_up, ingest_load=alerts.ingest_load)
     webhook_token = (
         settings.warroom_webhook_token.get_secret_value()
         if settings.warroom_webhook_token

@@ -15,6 +15,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+# How long written batches are remembered for `load`: longer than any window asked of it.
+_KEPT_FOR = 10.0
+
 Job = TypeVar("Job")
 Result = TypeVar("Result")
 
@@ -47,15 +50,21 @@ class GroupCommit(Generic[Job, Result]):
         self._queue: deque[_Pending[Job, Result]] = deque()
         self._writing = False
         self._monotonic = monotonic
-        self._last_active = monotonic()
+        self._writing_since = 0.0
+        # (start, end) of the batches written lately, oldest first; for `load`.
+        self._recent: deque[tuple[float, float]] = deque()
         self.batches = 0  # written so far; the benchmark reports jobs per batch
 
-    def quiet_for(self) -> float:
-        """Seconds since the last job was written; 0 while any is queued or being written."""
+    def load(self, window: float) -> float:
+        """The share of the last `window` seconds spent writing (0 to 1), the batch in hand
+        included: near 1 while callers queue for the writer."""
         with self._changed:
-            if self._writing or self._queue:
-                return 0.0
-            return self._monotonic() - self._last_active
+            now = self._monotonic()
+            since = now - window
+            busy = sum(end - max(start, since) for start, end in self._recent if end > since)
+            if self._writing:
+                busy += now - max(self._writing_since, since)
+            return min(1.0, busy / window) if window > 0 else 0.0
 
     def run(self, job: Job) -> Result:
         """The job's result once its batch has been written; raises what the writer gave it."""
@@ -69,6 +78,7 @@ class GroupCommit(Generic[Job, Result]):
                 if pending.done:
                     return self._settled(pending)
                 self._writing = True
+                self._writing_since = self._monotonic()
                 batch = [
                     self._queue.popleft() for _ in range(min(len(self._queue), self._max_batch))
                 ]
@@ -88,7 +98,10 @@ class GroupCommit(Generic[Job, Result]):
             for pending, outcome in zip(batch, outcomes, strict=True):
                 pending.outcome, pending.done = outcome, True
             self._writing = False
-            self._last_active = self._monotonic()
+            ended = self._monotonic()
+            self._recent.append((self._writing_since, ended))
+            while self._recent and self._recent[0][1] < ended - _KEPT_FOR:
+                self._recent.popleft()
             self.batches += 1
             self._changed.notify_all()
 

@@ -158,6 +158,13 @@ class IncidentRepository:
         ).one_or_none()
         return (IncidentState(row.state), Severity(row.severity)) if row else None
 
+    def id_by_dedup_key(self, key: str) -> int | None:
+        """The id of the incident declared under this key, if any (without loading it)."""
+        found: int | None = self._session.scalar(
+            select(IncidentRow.id).where(IncidentRow.dedup_key == key)
+        )
+        return found
+
     def get_by_dedup_key(self, key: str) -> Incident | None:
         row = self._session.scalar(select(IncidentRow).where(IncidentRow.dedup_key == key))
         return to_incident(row) if row else None
@@ -1096,6 +1103,34 @@ class AuditRepository:
             f"could not append to the audit log of incident id {incident_id} "
             f"after {_APPEND_ATTEMPTS} attempts"
         )
+
+    def start(
+        self,
+        incident_id: int,
+        *,
+        actor: str,
+        action: AuditAction,
+        detail: dict[str, Any],
+        now: datetime,
+    ) -> AuditEntry:
+        """The first entry of an incident inserted in this same transaction: nobody else can
+        have chained onto it yet, so there is no head to read and no race to lose."""
+        entry = next_entry(
+            None, incident_id=incident_id, actor=actor, action=action, detail=detail, at=now
+        )
+        self._session.execute(
+            insert(AuditEntryRow).values(
+                incident_id=entry.incident_id,
+                seq=entry.seq,
+                at=entry.at,
+                actor=entry.actor,
+                action=entry.action.value,
+                detail=entry.detail,
+                prev_hash=entry.prev_hash,
+                hash=entry.hash,
+            )
+        )
+        return entry
 
     def append_many(self, notes: Sequence[AuditNote]) -> None:
         """`append` for many entries: their incidents' heads read in one query, each chain

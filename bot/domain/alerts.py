@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,11 +36,14 @@ def parse_alert_severity(word: str) -> Severity | None:
     return parse_severity(word) or _MONITOR_SEVERITIES.get(word.strip().lower())
 
 
+# Both are asked once per alert, of the few words a group's labels repeat: remembered.
+@functools.lru_cache(maxsize=1024)
 def alert_severity(word: str | None, *, default: Severity = Severity.MEDIUM) -> Severity:
     """The severity a label names, or `default` when it names none or an unknown one."""
     return (parse_alert_severity(word) if word else None) or default
 
 
+@functools.lru_cache(maxsize=1024)
 def split_indicators(*values: str | None) -> tuple[str, ...]:
     """Indicators from comma-separated label values, normalised, each once, in order."""
     seen: dict[str, None] = {}

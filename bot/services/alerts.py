@@ -40,6 +40,15 @@ ALERT_ACTOR = "alert"
 MAX_BATCH = 32
 
 
+@dataclass(frozen=True)
+class ReopenPrompt:
+    """A firing alert about a model of a resolved incident under enhanced monitoring."""
+
+    incident_id: int
+    alert_title: str
+    declared: tuple[int, ...]  # incidents the same delivery declared
+
+
 @dataclass
 class Ingested:
     """What one webhook delivery did."""
@@ -49,8 +58,7 @@ class Ingested:
     declared: list[int] = field(default_factory=list)  # incident ids
     escalations: list[SeverityChange] = field(default_factory=list)
     groups: list[int] = field(default_factory=list)
-    # (resolved incident under enhanced monitoring, the related alert's title)
-    reopen_prompts: list[tuple[int, str]] = field(default_factory=list)
+    reopen_prompts: list[ReopenPrompt] = field(default_factory=list)
 
     @property
     def duplicates(self) -> int:
@@ -95,9 +103,9 @@ class AlertService:
         """Transactions that recorded deliveries so far (each holds one or more)."""
         return self._writer.batches
 
-    def ingest_quiet_for(self) -> float:
-        """Seconds since the last delivery was recorded; 0 while deliveries are waiting."""
-        return self._writer.quiet_for()
+    def ingest_load(self, window: float) -> float:
+        """The share of the last `window` seconds spent recording deliveries (0 to 1)."""
+        return self._writer.load(window)
 
     def ingest_in(
         self,
@@ -228,7 +236,9 @@ class AlertService:
             named = {alert.model, *alert.systems} - {None}
             for window in windows:
                 if named & set(window.models) and uow.recovery.mark_prompted(window.id, now=now):
-                    outcome.reopen_prompts.append((window.incident_id, alert.title))
+                    outcome.reopen_prompts.append(
+                        ReopenPrompt(window.incident_id, alert.title, tuple(outcome.declared))
+                    )
 
     def _ingest_group(
         self,
@@ -357,9 +367,11 @@ class AlertService:
                     self._after_opening(change.incident.id)
             if self._after_replan is not None:
                 self._after_replan(change.incident.id)
-        for incident_id, title in outcome.reopen_prompts:
+        for prompt in outcome.reopen_prompts:
             if self._on_related_alert is not None:
-                self._on_related_alert(incident_id, title, outcome.declared)
+                self._on_related_alert(
+                    prompt.incident_id, prompt.alert_title, list(prompt.declared)
+                )
         self.post_summaries(outcome.groups)
 
     def post_summaries(self, group_ids: list[int] | None = None) -> int:

@@ -133,9 +133,11 @@ class IncidentService:
         """Declare inside the caller's transaction, which the caller commits; with the
         `classification` of this declaration when the caller already has it."""
         number = uow.incidents.next_number()
-        existing = uow.incidents.get_by_dedup_key(declaration.dedup_key)
+        existing = uow.incidents.id_by_dedup_key(declaration.dedup_key)
         if existing is not None:
-            return DeclarationResult(incident=existing, created=False)
+            incident = uow.incidents.get(existing)
+            assert incident is not None
+            return DeclarationResult(incident=incident, created=False)
         if classification is None:
             [classification] = self.classify([declaration])
         now = self._clock.now()
@@ -143,7 +145,7 @@ class IncidentService:
             declaration, number=number, classification=classification, now=now
         )
         self._record_declaration(uow, incident_id, declaration, classification, now)
-        uow.audit.append(
+        uow.audit.start(
             incident_id,
             actor=declaration.reporter_id,
             action=AuditAction.DECLARED,

@@ -7,29 +7,25 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.alert_follow_ups import AlertFollowUps, merged
+from bot.alert_follow_ups import AlertFollowUps, merged, one_war_room_at_a_time
 from bot.errors import ExternalServiceError
-from bot.services.alerts import Ingested
+from bot.services.alerts import Ingested, ReopenPrompt
+
+PROMPT = ReopenPrompt(incident_id=7, alert_title="drift", declared=())
 
 
 class Ingest:
-    """Stands in for the alert writer: busy or quiet since a moment, on a clock we move."""
+    """Stands in for the alert writer: its load, on a clock the test moves."""
 
     def __init__(self) -> None:
         self.now = 1000.0
         self.busy = True
-        self.quiet_since = self.now
 
     def monotonic(self) -> float:
         return self.now
 
-    def quiet_for(self) -> float:
-        return 0.0 if self.busy else self.now - self.quiet_since
-
-    def go_quiet(self, seconds: float) -> None:
-        self.busy = False
-        self.quiet_since = self.now
-        self.now += seconds
+    def load(self, window: float) -> float:
+        return 0.95 if self.busy else 0.1
 
 
 class Recorded:
@@ -59,7 +55,7 @@ def recorded() -> Recorded:
 @pytest.fixture
 def follow_ups(ingest: Ingest, recorded: Recorded) -> Iterator[AlertFollowUps]:
     queue = AlertFollowUps(
-        recorded, ingest_quiet_for=ingest.quiet_for, max_defer=5.0, monotonic=ingest.monotonic
+        recorded, ingest_load=ingest.load, max_defer=5.0, monotonic=ingest.monotonic
     )
     yield queue
     queue.close()
@@ -69,30 +65,76 @@ def test_outcomes_merge_into_one_follow_up() -> None:
     together = merged(
         [
             Ingested(received=20, new=20, declared=[1], groups=[10]),
-            Ingested(received=20, new=5, groups=[10, 11], reopen_prompts=[(7, "drift")]),
+            Ingested(received=20, new=5, groups=[10, 11], reopen_prompts=[PROMPT]),
             Ingested(received=3, new=0, declared=[2], groups=[12]),
         ]
     )
     assert (together.received, together.new) == (43, 25)
     assert together.declared == [1, 2]
     assert together.groups == [10, 11, 12]
-    assert together.reopen_prompts == [(7, "drift")]
+    assert together.reopen_prompts == [PROMPT]
 
 
-def test_the_follow_up_waits_while_ingest_is_busy_and_runs_once_it_is_quiet(
+def test_the_follow_up_waits_while_ingest_is_saturated_and_runs_once_it_is_not(
     ingest: Ingest, recorded: Recorded, follow_ups: AlertFollowUps
 ) -> None:
     follow_ups.submit(Ingested(declared=[1], groups=[10]))
     follow_ups.submit(Ingested(groups=[10, 11]))
-    assert not follow_ups.wait_idle(0.1)  # held back: deliveries are being recorded
+    ingest.now += 1.0
+    assert not follow_ups.wait_idle(0.1)  # held back: the writer is busy 95 % of the time
     assert recorded.calls == []
 
-    ingest.go_quiet(0.2)
+    ingest.busy = False
 
     assert follow_ups.wait_idle(5)
     assert len(recorded.calls) == 1  # both deliveries, followed up together
     assert recorded.calls[0].declared == [1]
     assert recorded.calls[0].groups == [10, 11]
+
+
+def test_a_lone_delivery_waits_one_load_window_to_tell_it_from_a_storms_first(
+    ingest: Ingest, recorded: Recorded, follow_ups: AlertFollowUps
+) -> None:
+    ingest.busy = False
+    follow_ups.submit(Ingested(declared=[1]))
+    assert not follow_ups.wait_idle(0.1)
+    ingest.now += 0.25
+    assert follow_ups.wait_idle(5)
+    assert [call.declared for call in recorded.calls] == [[1]]
+
+
+def test_war_rooms_open_one_at_a_time_and_wait_again_if_a_storm_starts(
+    ingest: Ingest, recorded: Recorded
+) -> None:
+    ingest.busy = False
+    ingest.now += 1.0
+    opened_first = threading.Event()
+
+    def first_opens(outcome: Ingested) -> None:
+        recorded(outcome)
+        ingest.busy = True  # a storm begins while the first war room opens
+        opened_first.set()
+
+    follow_ups = AlertFollowUps(first_opens, ingest_load=ingest.load, monotonic=ingest.monotonic)
+    follow_ups.submit(
+        Ingested(declared=[1, 2, 3], groups=[10], escalations=[], reopen_prompts=[PROMPT])
+    )
+    ingest.now += 0.3
+    assert opened_first.wait(5)
+    assert not follow_ups.wait_idle(0.1)
+    assert [call.declared for call in recorded.calls] == [[1]]
+
+    ingest.now += 5.0  # overdue: the rest go even though the storm goes on
+    assert follow_ups.wait_idle(5)
+    assert [call.declared for call in recorded.calls] == [[1], [2], [3]]
+    assert recorded.calls[-1].groups == [10] and recorded.calls[-1].reopen_prompts == [PROMPT]
+    follow_ups.close()
+
+
+def test_a_follow_up_with_one_new_war_room_is_not_split() -> None:
+    one = Ingested(declared=[4], groups=[1, 2])
+    assert one_war_room_at_a_time(one) == [one]
+    assert one_war_room_at_a_time(Ingested(groups=[1])) == [Ingested(groups=[1])]
 
 
 def test_a_sustained_storm_still_gets_its_follow_ups_after_max_defer(
@@ -112,15 +154,13 @@ def test_a_sustained_storm_still_gets_its_follow_ups_after_max_defer(
 def test_a_failed_follow_up_does_not_stop_the_next(
     ingest: Ingest, recorded: Recorded, follow_ups: AlertFollowUps
 ) -> None:
-    ingest.go_quiet(1.0)
-    recorded.fail_next = ExternalServiceError("Slack is down")
-    follow_ups.submit(Ingested(declared=[1]))
-    assert follow_ups.wait_idle(5)
-    recorded.fail_next = RuntimeError("a bug")
-    follow_ups.submit(Ingested(declared=[2]))
-    assert follow_ups.wait_idle(5)
-    follow_ups.submit(Ingested(declared=[3]))
-    assert follow_ups.wait_idle(5)
+    ingest.busy = False
+    failures = [ExternalServiceError("Slack is down"), RuntimeError("a bug"), None]
+    for incident_id, failure in enumerate(failures, start=1):
+        recorded.fail_next = failure
+        follow_ups.submit(Ingested(declared=[incident_id]))
+        ingest.now += 1.0
+        assert follow_ups.wait_idle(5)
 
     assert [call.declared for call in recorded.calls] == [[1], [2], [3]]
 
@@ -130,7 +170,8 @@ def test_after_close_nothing_more_runs(
 ) -> None:
     follow_ups.submit(Ingested(declared=[1]))  # held back: ingest is busy
     follow_ups.close()
-    ingest.go_quiet(10.0)
+    ingest.busy = False
+    ingest.now += 10.0
     follow_ups.submit(Ingested(declared=[2]))
 
     assert follow_ups.wait_idle(1)

@@ -129,20 +129,26 @@ def test_a_writer_giving_the_wrong_number_of_outcomes_is_an_error() -> None:
         commit.run(1)
 
 
-def test_quiet_for_is_zero_while_writing_and_counts_from_the_last_write() -> None:
+def test_load_is_the_share_of_the_window_spent_writing_the_batch_in_hand_included() -> None:
     now = [100.0]
     recorder = Recorder()
     commit = GroupCommit(recorder.write, max_batch=8, monotonic=lambda: now[0])
+    assert commit.load(1.0) == 0.0
     recorder.release.clear()
     writer = threading.Thread(target=commit.run, args=(1,))
     writer.start()
-    assert recorder.entered.wait(5)
-    now[0] = 105.0
-    assert commit.quiet_for() == 0.0
+    assert recorder.entered.wait(5)  # writing since 100.0
+    now[0] = 100.25
+    assert commit.load(1.0) == pytest.approx(0.25)
+    assert commit.load(0.1) == pytest.approx(1.0)
     recorder.release.set()
-    writer.join(5)
-    now[0] = 105.25
-    assert commit.quiet_for() == pytest.approx(0.25)
+    writer.join(5)  # written from 100.0 to 100.25
+    now[0] = 100.5
+    assert commit.load(1.0) == pytest.approx(0.25)
+    assert commit.load(0.5) == pytest.approx(0.5)
+    assert commit.load(0.2) == 0.0
+    now[0] = 200.0
+    assert commit.load(1.0) == 0.0
 
 
 def test_max_batch_must_be_positive() -> None:
