@@ -1081,18 +1081,7 @@ class AuditRepository:
             )
             try:
                 with self._session.begin_nested():
-                    self._session.execute(
-                        insert(AuditEntryRow).values(
-                            incident_id=entry.incident_id,
-                            seq=entry.seq,
-                            at=entry.at,
-                            actor=entry.actor,
-                            action=entry.action.value,
-                            detail=entry.detail,
-                            prev_hash=entry.prev_hash,
-                            hash=entry.hash,
-                        )
-                    )
+                    self._insert(entry)
                 return entry
             except IntegrityError:
                 moved = self._head(incident_id)
@@ -1118,6 +1107,10 @@ class AuditRepository:
         entry = next_entry(
             None, incident_id=incident_id, actor=actor, action=action, detail=detail, at=now
         )
+        self._insert(entry)
+        return entry
+
+    def _insert(self, entry: AuditEntry) -> None:
         self._session.execute(
             insert(AuditEntryRow).values(
                 incident_id=entry.incident_id,
@@ -1130,7 +1123,6 @@ class AuditRepository:
                 hash=entry.hash,
             )
         )
-        return entry
 
     def append_many(self, notes: Sequence[AuditNote]) -> None:
         """`append` for many entries: their incidents' heads read in one query, each chain
