@@ -288,6 +288,9 @@ class AlertService:
             )
             worst = _worst(firing)
             if worst is not None and worst.severity.rank < severity.rank:
+                # The timeline tells the alerts before the escalation they caused.
+                uow.timeline.add_many(batch.events)
+                batch.events.clear()
                 change = self._escalate(uow, incident_id, worst, now)
                 outcome.escalations.append(change)
                 batch.groups[group_key] = replace(group, incident_severity=worst.severity)

@@ -111,6 +111,12 @@ def state(engine: Engine) -> dict[str, Any]:
                     AlertGroupRow.incident_id.is_not(None),
                 ).order_by(AlertGroupRow.group_key)
             ).all(),
+            # The lines the alerts wrote, in the order the timeline shows them.
+            "alert_lines": db.scalars(
+                select(TimelineEventRow.kind)
+                .where(TimelineEventRow.kind.in_(["alerts_received", "severity_changed"]))
+                .order_by(TimelineEventRow.occurred_at, TimelineEventRow.id)
+            ).all(),
             "received_events": db.scalar(
                 select(func.count())
                 .select_from(TimelineEventRow)
@@ -142,6 +148,8 @@ def test_a_batch_records_what_one_delivery_at_a_time_would(app: Warroom, engine:
         ("alertmanager:search", 0, 1, 0, 0, False),
     ]
     assert recorded["received_events"] == 2
+    # The alerts come before the escalation they caused.
+    assert recorded["alert_lines"] == ["alerts_received", "alerts_received", "severity_changed"]
     assert len(recorded["alerts"]) == 7
 
 
@@ -157,6 +165,8 @@ def test_the_same_deliveries_one_by_one_leave_the_same_state(app: Warroom, engin
         ("alertmanager:search", 0, 1, 0, 0, False),
     ]
     assert recorded["received_events"] == 2
+    # The alerts come before the escalation they caused.
+    assert recorded["alert_lines"] == ["alerts_received", "alerts_received", "severity_changed"]
 
 
 def test_a_delivery_that_cannot_be_stored_fails_alone(app: Warroom, engine: Engine) -> None:
