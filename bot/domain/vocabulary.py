@@ -14,13 +14,15 @@ class Severity(StrEnum):
     @property
     def rank(self) -> int:
         """1 for critical down to 4 for low, as in sev1…sev4."""
-        return list(Severity).index(self) + 1
+        return _SEVERITY_RANK[self]
 
     @property
     def emoji(self) -> str:
         return _SEVERITY_EMOJI[self]
 
 
+# Asked once per alert of a storm: a lookup, not a walk of the enum.
+_SEVERITY_RANK = {severity: rank for rank, severity in enumerate(Severity, start=1)}
 _SEVERITY_EMOJI = {
     Severity.CRITICAL: ":red_circle:",
     Severity.HIGH: ":large_orange_circle:",
