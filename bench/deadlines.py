@@ -215,6 +215,7 @@ def run_warroom(conn: Connection, spec: AppSpec) -> None:
         app.communications.start()
         app.communications.timers.rebuild()
         app.scheduler.start()
+        app.freeze_heap()
         conn.send(("armed", began, time.time(), len(app.scheduler.get_jobs()), time.process_time()))
     command = conn.recv()
     app.close()
