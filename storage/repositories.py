@@ -810,8 +810,9 @@ class AlertRepository:
         if missing:
             # When another writer is creating one, the insert waits for that commit and does
             # nothing for it; the lock below then finds its row.
-            self._session.execute(
-                _insert_ignoring_conflicts(self._session, _GROUPS_TABLE),
+            insert_ignoring_conflicts(
+                self._session,
+                _GROUPS_TABLE,
                 [
                     {
                         "group_key": key,
@@ -1043,6 +1044,19 @@ def _audit_entry(row: AuditEntryRow) -> AuditEntry:
     )
 
 
+def _audit_row(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "incident_id": entry.incident_id,
+        "seq": entry.seq,
+        "at": entry.at,
+        "actor": entry.actor,
+        "action": entry.action.value,
+        "detail": entry.detail,
+        "prev_hash": entry.prev_hash,
+        "hash": entry.hash,
+    }
+
+
 class AuditRepository:
     """The hash-chained audit log. Append-only: there is no update or delete here."""
 
@@ -1111,18 +1125,7 @@ class AuditRepository:
         return entry
 
     def _insert(self, entry: AuditEntry) -> None:
-        self._session.execute(
-            insert(AuditEntryRow).values(
-                incident_id=entry.incident_id,
-                seq=entry.seq,
-                at=entry.at,
-                actor=entry.actor,
-                action=entry.action.value,
-                detail=entry.detail,
-                prev_hash=entry.prev_hash,
-                hash=entry.hash,
-            )
-        )
+        self._session.execute(insert(AuditEntryRow), _audit_row(entry))
 
     def append_many(self, notes: Sequence[AuditNote]) -> None:
         """`append` for many entries: their incidents' heads read in one query, each chain
@@ -1150,20 +1153,7 @@ class AuditRepository:
         try:
             with self._session.begin_nested():
                 self._session.execute(
-                    insert(AuditEntryRow),
-                    [
-                        {
-                            "incident_id": entry.incident_id,
-                            "seq": entry.seq,
-                            "at": entry.at,
-                            "actor": entry.actor,
-                            "action": entry.action.value,
-                            "detail": entry.detail,
-                            "prev_hash": entry.prev_hash,
-                            "hash": entry.hash,
-                        }
-                        for entry in entries
-                    ],
+                    insert(AuditEntryRow), [_audit_row(entry) for entry in entries]
                 )
         except IntegrityError:
             for note in sorted(notes, key=lambda note: note.incident_id):

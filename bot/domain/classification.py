@@ -270,14 +270,14 @@ class Classifier:
         readable = [text for text in texts if text]
         rankings = dict(zip(readable, self._model.rank_many(readable), strict=True))
         return [
-            self._classify(report, text, tuple(rankings.get(text, ())))
+            self._classify(report, tuple(rankings.get(text, ())))
             for report, text in zip(reports, texts, strict=True)
         ]
 
     def _classify(
-        self, report: Report, text: str, ranking: tuple[tuple[IncidentType, float], ...]
+        self, report: Report, ranking: tuple[tuple[IncidentType, float], ...]
     ) -> Classification:
-        incident_type, base_severity = report.incident_type, report.base_severity
+        text, incident_type, base_severity = report.text, report.incident_type, report.base_severity
         matched = self.rules.match(report.indicators, text)
         reading = self._read(matched, ranking, text)
         if incident_type is not None and incident_type is not reading.incident_type:

@@ -223,9 +223,8 @@ def test_the_war_room_gets_at_most_one_summary_a_minute_per_group(
         hooks.post("generic", generic(occurred_at=f"2026-11-26T10:0{minute}:00Z"))
     incident = hooks.served.app.workflow.incidents.list_open()[0]
     assert incident.channel_id is not None
-    import time
-
-    time.sleep(0.3)
+    follow_ups = hooks.served.app.alert_follow_ups
+    assert follow_ups is not None and follow_ups.wait_idle(10)  # every summary pass is over
     summaries = [
         m for m in emulator.state.messages(incident.channel_id) if "new alert" in m["text"]
     ]
@@ -426,7 +425,6 @@ def test_a_war_room_slack_refuses_keeps_its_summary_and_the_others_get_theirs(
 ) -> None:
     import io
     import logging
-    import time
 
     from bot.logging_setup import JsonFormatter
     from storage.models import AlertGroupRow
@@ -438,7 +436,9 @@ def test_a_war_room_slack_refuses_keeps_its_summary_and_the_others_get_theirs(
             "generic",
             generic(title=f"Leak {n}", fingerprint=f"leak-{n}", occurred_at="2026-11-26T10:05:00Z"),
         )
-    time.sleep(0.3)  # the deliveries' own summary passes find the groups told this minute
+    # The deliveries' own summary passes (they find the groups told this minute) are over.
+    follow_ups = hooks.served.app.alert_follow_ups
+    assert follow_ups is not None and follow_ups.wait_idle(10)
     with hooks.served.app.engine.begin() as connection:
         connection.execute(AlertGroupRow.__table__.update().values(last_summary_at=None))
     rooms = {i.number: i.channel_id for i in hooks.served.app.workflow.incidents.list_open()}

@@ -35,26 +35,37 @@ def test_a_lone_caller_writes_its_own_batch() -> None:
     assert commit.batches == 1
 
 
-def test_callers_arriving_during_a_write_share_the_next_batch() -> None:
-    recorder = Recorder()
+def while_one_is_written(
+    commit: GroupCommit[int, int], recorder: Recorder, later: list[int]
+) -> dict[int, object]:
+    """Hold job 1 inside the writer, queue `later` behind it, then let everything finish;
+    what each later caller got (its result, or its error's text)."""
     recorder.release.clear()
-    commit = GroupCommit(recorder.write, max_batch=8)
     first = threading.Thread(target=commit.run, args=(1,))
     first.start()
-    assert recorder.entered.wait(5)  # job 1 is being written, and held there
+    assert recorder.entered.wait(5)
+    answers: dict[int, object] = {}
 
-    answers: dict[int, int] = {}
-    waiting = [
-        threading.Thread(target=lambda j=j: answers.__setitem__(j, commit.run(j)))
-        for j in (2, 3, 4)
-    ]
-    for thread in waiting:
+    def call(job: int) -> None:
+        try:
+            answers[job] = commit.run(job)
+        except ValueError as error:
+            answers[job] = str(error)
+
+    callers = [threading.Thread(target=call, args=(job,)) for job in later]
+    for thread in callers:
         thread.start()
-    while len(commit._queue) < 3:  # all three queued behind the write in hand
+    while len(commit._queue) < len(later):  # all of them queued behind the write in hand
         threading.Event().wait(0.001)
     recorder.release.set()
-    for thread in [first, *waiting]:
+    for thread in [first, *callers]:
         thread.join(5)
+    return answers
+
+
+def test_callers_arriving_during_a_write_share_the_next_batch() -> None:
+    recorder = Recorder()
+    answers = while_one_is_written(GroupCommit(recorder.write, max_batch=8), recorder, [2, 3, 4])
 
     assert recorder.batches == [[1], [2, 3, 4]]
     assert answers == {2: 20, 3: 30, 4: 40}
@@ -62,19 +73,7 @@ def test_callers_arriving_during_a_write_share_the_next_batch() -> None:
 
 def test_a_batch_holds_at_most_max_batch_jobs() -> None:
     recorder = Recorder()
-    recorder.release.clear()
-    commit = GroupCommit(recorder.write, max_batch=2)
-    first = threading.Thread(target=commit.run, args=(1,))
-    first.start()
-    assert recorder.entered.wait(5)
-    others = [threading.Thread(target=commit.run, args=(j,)) for j in (2, 3, 4, 5, 6)]
-    for thread in others:
-        thread.start()
-    while len(commit._queue) < 5:
-        threading.Event().wait(0.001)
-    recorder.release.set()
-    for thread in [first, *others]:
-        thread.join(5)
+    while_one_is_written(GroupCommit(recorder.write, max_batch=2), recorder, [2, 3, 4, 5, 6])
 
     assert recorder.batches[0] == [1]
     assert all(len(batch) <= 2 for batch in recorder.batches)
@@ -83,29 +82,9 @@ def test_a_batch_holds_at_most_max_batch_jobs() -> None:
 
 def test_each_caller_gets_its_own_error() -> None:
     recorder = Recorder()
-    recorder.release.clear()
-    commit = GroupCommit(recorder.write, max_batch=8)
-    first = threading.Thread(target=commit.run, args=(1,))
-    first.start()
-    assert recorder.entered.wait(5)
-    results: dict[int, object] = {}
+    answers = while_one_is_written(GroupCommit(recorder.write, max_batch=8), recorder, [2, -3, 4])
 
-    def call(job: int) -> None:
-        try:
-            results[job] = commit.run(job)
-        except ValueError as error:
-            results[job] = str(error)
-
-    threads = [threading.Thread(target=call, args=(job,)) for job in (2, -3, 4)]
-    for thread in threads:
-        thread.start()
-    while len(commit._queue) < 3:
-        threading.Event().wait(0.001)
-    recorder.release.set()
-    for thread in [first, *threads]:
-        thread.join(5)
-
-    assert results == {2: 20, -3: "job -3", 4: 40}
+    assert answers == {2: 20, -3: "job -3", 4: 40}
 
 
 def test_a_writer_that_raises_fails_the_whole_batch_and_the_next_caller_still_writes() -> None:
